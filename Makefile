@@ -1,0 +1,42 @@
+# ampscaler developer entry points. Every target installs what it needs on a fresh machine.
+SHELL := /bin/bash
+# sam build without Docker needs python3.13 on PATH; pyenv finds it when asked for all three.
+export PYENV_VERSION := 3.11.7:3.12.1:3.13.0
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv deps test lint typecheck unit integration demo bench clean sam-build
+
+help:
+	@echo "make demo   - run ampscaler locally on embedded defaults (Prometheus, moto, cluster simulator)"
+	@echo "make test   - lint, type-check and run every test"
+	@echo "make bench  - run the benchmarks and rewrite BENCHMARKS.md"
+
+$(STAMP): pyproject.toml layers/ampscaler/requirements.txt scripts/bootstrap.sh
+	bash scripts/bootstrap.sh $(VENV)
+	@touch $(STAMP)
+
+venv deps: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy layers/ampscaler/ampscaler functions devstack
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit -q
+
+test: $(STAMP) lint typecheck
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(PY) -m devstack.demo
+
+bench: $(STAMP)
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf $(VENV) .aws-sam .mypy_cache .pytest_cache .ruff_cache demo-output

@@ -1,0 +1,1 @@
+"""The ampscaler command-line interface."""

@@ -1,0 +1,86 @@
+"""Function configuration read once from the environment, validated, with defaults.
+
+The names here are the ones template.yaml sets; docs and the template use the same words.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ampscaler.errors import AmpscalerError
+
+DEFAULT_RULE_PREFIX = "/ampscaler/rules/"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Scaler/validator function settings."""
+
+    rule_prefix: str = DEFAULT_RULE_PREFIX
+    state_table: str = "ampscaler-state"
+    # Default AMP workspace for rules that do not name their own.
+    amp_workspace_id: str | None = None
+    amp_region: str | None = None
+    # Default cluster for rules whose target omits it.
+    cluster_name: str | None = None
+    evaluation_interval_seconds: int = 15
+    schedule_interval_seconds: int = 60
+    shard_count: int = 1
+    shard_index: int = 0
+    rule_cache_seconds: int = 60
+    max_concurrency: int = 16
+    query_connect_timeout_seconds: float = 2.0
+    query_read_timeout_seconds: float = 5.0
+    # Stop starting evaluations this long before the Lambda deadline.
+    deadline_margin_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``env`` (default ``os.environ``); raise AmpscalerError listing every bad value."""
+        source = os.environ if env is None else env
+        errors: list[str] = []
+        values: dict[str, object] = {}
+
+        def text(var: str, attr: str) -> None:
+            raw = source.get(var, "").strip()
+            if raw:
+                values[attr] = raw
+
+        def number(var: str, attr: str, kind: type[int] | type[float], minimum: float) -> None:
+            raw = source.get(var, "").strip()
+            if not raw:
+                return
+            try:
+                parsed = kind(raw)
+            except ValueError:
+                errors.append(f"{var}={raw!r}: must be a {kind.__name__}")
+                return
+            if parsed < minimum:
+                errors.append(f"{var}={raw!r}: must be >= {minimum}")
+                return
+            values[attr] = parsed
+
+        text("RULE_PREFIX", "rule_prefix")
+        text("STATE_TABLE", "state_table")
+        text("AMP_WORKSPACE_ID", "amp_workspace_id")
+        text("AMP_REGION", "amp_region")
+        text("CLUSTER_NAME", "cluster_name")
+        number("EVALUATION_INTERVAL_SECONDS", "evaluation_interval_seconds", int, 1)
+        number("SCHEDULE_INTERVAL_SECONDS", "schedule_interval_seconds", int, 1)
+        number("SHARD_COUNT", "shard_count", int, 1)
+        number("SHARD_INDEX", "shard_index", int, 0)
+        number("RULE_CACHE_SECONDS", "rule_cache_seconds", int, 0)
+        number("MAX_CONCURRENCY", "max_concurrency", int, 1)
+        number("QUERY_CONNECT_TIMEOUT_SECONDS", "query_connect_timeout_seconds", float, 0.1)
+        number("QUERY_READ_TIMEOUT_SECONDS", "query_read_timeout_seconds", float, 0.1)
+        number("DEADLINE_MARGIN_SECONDS", "deadline_margin_seconds", float, 0)
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.shard_index >= settings.shard_count:
+            errors.append(f"SHARD_INDEX={settings.shard_index}: must be below SHARD_COUNT={settings.shard_count}")
+        if not settings.rule_prefix.startswith("/") or not settings.rule_prefix.endswith("/"):
+            errors.append(f"RULE_PREFIX={settings.rule_prefix!r}: must start and end with '/'")
+        if errors:
+            raise AmpscalerError("invalid function configuration: " + "; ".join(errors))
+        return settings

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything ampscaler's tests, demo and benchmarks need on a fresh Debian machine:
+# Debian's prometheus package (the real server the tests query) and a virtualenv with the
+# library (editable) and its development tools. Safe to run again.
+set -euo pipefail
+venv="${1:-.venv}"
+export PYENV_VERSION="${PYENV_VERSION:-3.11.7:3.12.1:3.13.0}"
+
+need_apt=()
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+if ((${#need_apt[@]})); then
+  echo "bootstrap: installing ${need_apt[*]} from Debian" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  # --no-install-recommends: the server binary is all the tests need, not the web console.
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # The Debian package starts a system service on :9090 where an init system exists; the
+  # suite runs its own instances on free ports, so a stray one is only noise.
+  command -v systemctl >/dev/null 2>&1 && $sudo_cmd systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+
+# Lambda runs python3.13; develop on the same version when pyenv (or the system) has it.
+py=""
+for cand in python3.13 python3; do
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    py="$cand"; break
+  fi
+done
+[ -n "$py" ] || { echo "bootstrap: need Python >= 3.11 (3.13 preferred)" >&2; exit 1; }
+
+[ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade pip
+"$venv/bin/python" -m pip install -q -e '.[dev]'
+# aws-sam-cli pins its own versions of boto3/jsonschema; keep it in a venv of its own so it
+# never changes what the tests import.
+if [ ! -x "$venv-sam/bin/sam" ]; then
+  "$py" -m venv "$venv-sam"
+  "$venv-sam/bin/python" -m pip install -q --upgrade pip
+  "$venv-sam/bin/python" -m pip install -q 'aws-sam-cli==1.170.0'
+fi
+echo "bootstrap: ready ($("$venv/bin/python" --version), $(command -v prometheus))" >&2

@@ -1,0 +1,7 @@
+"""Suite-wide fixtures: the real local components come from the plugins in tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.prometheus",
+    "tests.fixtures.aws",
+    "tests.fixtures.kube",
+]
