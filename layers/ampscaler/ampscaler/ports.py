@@ -34,11 +34,38 @@ class RuleStore(Protocol):
         ...
 
 
+class QueryCost(Protocol):
+    """What one query cost; AMP bills by samples processed."""
+
+    @property
+    def samples_processed(self) -> int | None:
+        """Samples the query engine read (``stats=all``), None when not reported."""
+        ...
+
+
+class MeasuredObservation(Protocol):
+    """An observation together with the cost of getting it."""
+
+    @property
+    def observation(self) -> MetricObservation:
+        """The metric's value(s) or error."""
+        ...
+
+    @property
+    def stats(self) -> QueryCost:
+        """The query's cost."""
+        ...
+
+
 class MetricsSource(Protocol):
     """Runs a rule's PromQL queries (AMP in production)."""
 
     def observe(self, rule: Rule, spec: MetricSpec, at: float, deadline: float) -> MetricObservation:
         """Evaluate ``spec.query`` at unix time ``at``; failures come back as ``error``, not raised."""
+        ...
+
+    def observe_with_stats(self, rule: Rule, spec: MetricSpec, at: float, deadline: float) -> MeasuredObservation:
+        """Like ``observe``, plus the query's cost."""
         ...
 
 

@@ -1,0 +1,398 @@
+"""AmpMetricsSource against real Prometheus behind the SigV4-verifying AMP proxy.
+
+Real: the Debian Prometheus binary, data written by remote write (and promtool backfill), the
+botocore-based signature check, requests-aws4auth signing, sockets and timeouts. Simulated: AMP
+itself (the proxy answers 403 like AMP and forwards to Prometheus) and faults it injects.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from ampscaler.adapters.amp import AmpMetricsSource
+from ampscaler.model import MetricSpec, MetricTarget, MetricType, PrometheusSource, Rule, ScaleTargetRef
+from requests_aws4auth import AWS4Auth
+
+from devstack.backfill import backfill
+from devstack.prometheus import free_port
+from devstack.sigv4_proxy import Fault
+from tests.fixtures.prometheus import AmpStack, WriteSeries
+
+pytestmark = pytest.mark.integration
+
+
+def make_spec(query: str, kind: MetricType = "External", empty_as: float | None = None) -> MetricSpec:
+    return MetricSpec(
+        name="m",
+        type=kind,
+        query=query,
+        target=MetricTarget(type="AverageValue", average_value=10),
+        empty_as=empty_as,
+    )
+
+
+def make_rule(prometheus: PrometheusSource | None = None) -> Rule:
+    return Rule(
+        name="web",
+        target=ScaleTargetRef(cluster="c", namespace="default", kind="Deployment", name="web"),
+        min_replicas=1,
+        max_replicas=10,
+        metrics=(),
+        prometheus=prometheus,
+    )
+
+
+def make_source(stack: AmpStack, secret: str | None = None, **kwargs: Any) -> AmpMetricsSource:
+    return AmpMetricsSource(
+        workspace_id=stack.workspace_id,
+        region=stack.region,
+        session=stack.session(secret_access_key=secret),
+        endpoint_url=stack.endpoint_url,
+        **kwargs,
+    )
+
+
+# -- signing -------------------------------------------------------------------------------------
+
+
+def test_amp_signed_post_with_special_characters_is_accepted(
+    amp_stack: AmpStack, write_series: WriteSeries, metric_name: str
+) -> None:
+    now = time.time()
+    write_series([({"__name__": metric_name, "job": 'a b+c "q"'}, [(now - 5, 3.0)])])
+    # `+`, spaces, quotes and braces all travel in the signed form body.
+    query = f'sum({metric_name}{{job="a b+c \\"q\\""}}) + 1'
+    outcome = make_source(amp_stack).observe_with_stats(make_rule(), make_spec(query), now, now + 5)
+
+    assert outcome.observation.error is None
+    assert outcome.observation.value == 4.0
+    assert outcome.stats.samples_processed is not None and outcome.stats.samples_processed >= 1
+    (request,) = amp_stack.proxy.requests
+    assert request.outcome == "forwarded"
+    assert request.method == "POST" and request.query == ""
+    assert "sum%28" + metric_name in request.body.decode()
+    assert "content-type" in request.headers["authorization"]
+
+
+def test_amp_wrong_secret_is_rejected_with_iam_hint(amp_stack: AmpStack) -> None:
+    now = time.time()
+    observation = make_source(amp_stack, secret="wrong-secret").observe(
+        make_rule(), make_spec("vector(1)"), now, now + 5
+    )
+    assert observation.error is not None
+    assert "HTTP 403" in observation.error
+    assert "signature we calculated does not match" in observation.error
+    assert f"aps:QueryMetrics on workspace {amp_stack.workspace_id}" in observation.error
+    # 403 is not retried: the signature will not get better.
+    assert len(amp_stack.proxy.requests) == 1
+
+
+def test_amp_unknown_access_key_is_rejected(amp_stack: AmpStack) -> None:
+    now = time.time()
+    source = AmpMetricsSource(
+        workspace_id=amp_stack.workspace_id,
+        region=amp_stack.region,
+        session=amp_stack.session(access_key_id="AKIAUNKNOWNKEY000000"),
+        endpoint_url=amp_stack.endpoint_url,
+    )
+    observation = source.observe(make_rule(), make_spec("vector(1)"), now, now + 5)
+    assert observation.error is not None
+    assert "security token included in the request is invalid" in observation.error
+
+
+def test_amp_signature_for_another_region_is_rejected(amp_stack: AmpStack) -> None:
+    now = time.time()
+    rule = make_rule(PrometheusSource(workspace_id=amp_stack.workspace_id, region="eu-west-1"))
+    observation = make_source(amp_stack).observe(rule, make_spec("vector(1)"), now, now + 5)
+    assert observation.error is not None and "scoped to a valid region" in observation.error
+
+
+def test_rule_url_unsigned_is_rejected_and_sigv4_true_is_accepted(amp_stack: AmpStack) -> None:
+    now = time.time()
+    url = amp_stack.proxy.workspace_url(amp_stack.workspace_id)
+    source = make_source(amp_stack)
+    unsigned = source.observe(make_rule(PrometheusSource(url=url)), make_spec("vector(2)"), now, now + 5)
+    assert unsigned.error is not None and "Missing Authentication Token" in unsigned.error
+    signed = source.observe(
+        make_rule(PrometheusSource(url=url, sigv4=True)), make_spec("vector(2)"), now, now + 5
+    )
+    assert signed.value == 2.0
+
+
+def test_rule_url_self_managed_prometheus_unsigned(amp_stack: AmpStack) -> None:
+    now = time.time()
+    rule = make_rule(PrometheusSource(url=amp_stack.prometheus.url))
+    assert make_source(amp_stack).observe(rule, make_spec("vector(5)"), now, now + 5).value == 5.0
+
+
+@dataclass(frozen=True)
+class Tamper:
+    name: str
+    drop_content_hash: bool
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [Tamper("body changed after signing", False), Tamper("body changed and hash header dropped", True)],
+    ids=lambda t: t.name,
+)
+def test_proxy_rejects_body_changed_after_signing(amp_stack: AmpStack, tamper: Tamper) -> None:
+    """Proves the proxy checks the body: a request signed for one query cannot carry another."""
+    auth = AWS4Auth(amp_stack.access_key_id, amp_stack.secret_access_key, amp_stack.region, "aps")
+
+    def sign_then_swap(request: requests.PreparedRequest) -> requests.PreparedRequest:
+        signed: requests.PreparedRequest = auth(request)
+        signed.body = "query=vector(666)"
+        signed.headers["Content-Length"] = str(len(signed.body))
+        if tamper.drop_content_hash:
+            del signed.headers["x-amz-content-sha256"]
+        return signed
+
+    url = amp_stack.proxy.workspace_url(amp_stack.workspace_id) + "/api/v1/query"
+    response = requests.post(url, data={"query": "vector(1)"}, auth=sign_then_swap, timeout=5)
+    assert response.status_code == 403
+    assert (
+        "x-amz-content-sha256" in response.json()["message"] or "does not match" in response.json()["message"]
+    )
+
+
+# -- results from real series --------------------------------------------------------------------
+
+
+def test_pods_values_keyed_by_pod_label(
+    amp_stack: AmpStack, write_series: WriteSeries, metric_name: str
+) -> None:
+    now = time.time()
+    write_series([({"__name__": metric_name, "pod": f"web-{i}"}, [(now - 5, float(i))]) for i in range(3)])
+    observation = make_source(amp_stack).observe(make_rule(), make_spec(metric_name, "Pods"), now, now + 5)
+    assert observation.pod_values == {"web-0": 0.0, "web-1": 1.0, "web-2": 2.0}
+
+
+def test_pods_duplicate_pod_series_is_an_error(
+    amp_stack: AmpStack, write_series: WriteSeries, metric_name: str
+) -> None:
+    now = time.time()
+    write_series(
+        [
+            ({"__name__": metric_name, "pod": "web-0", "container": c}, [(now - 5, 1.0)])
+            for c in ("app", "sidecar")
+        ]
+    )
+    observation = make_source(amp_stack).observe(make_rule(), make_spec(metric_name, "Pods"), now, now + 5)
+    assert observation.error is not None and "more than one series for pod 'web-0'" in observation.error
+
+
+def test_object_exactly_one_series(amp_stack: AmpStack, write_series: WriteSeries, metric_name: str) -> None:
+    now = time.time()
+    write_series([({"__name__": metric_name, "svc": s}, [(now - 5, 7.0)]) for s in ("a", "b")])
+    source = make_source(amp_stack)
+    one = source.observe(make_rule(), make_spec(f'{metric_name}{{svc="a"}}', "Object"), now, now + 5)
+    assert one.value == 7.0
+    two = source.observe(make_rule(), make_spec(metric_name, "Object"), now, now + 5)
+    assert two.error is not None and "returned 2" in two.error
+
+
+def test_external_sums_series(amp_stack: AmpStack, write_series: WriteSeries, metric_name: str) -> None:
+    now = time.time()
+    write_series(
+        [({"__name__": metric_name, "queue": q}, [(now - 5, v)]) for q, v in (("a", 1.5), ("b", 2.5))]
+    )
+    observation = make_source(amp_stack).observe(make_rule(), make_spec(metric_name), now, now + 5)
+    assert observation.value == 4.0
+
+
+def test_query_time_is_the_tick_time_not_now(
+    amp_stack: AmpStack, write_series: WriteSeries, metric_name: str
+) -> None:
+    now = time.time()
+    # Old samples arrive after newer ones: the out-of-order window accepts them.
+    write_series([({"__name__": metric_name}, [(now - 5, 9.0)])])
+    write_series([({"__name__": metric_name}, [(now - 3600, 1.0)])])
+    source = make_source(amp_stack)
+    assert source.observe(make_rule(), make_spec(metric_name), now - 3599, now + 5).value == 1.0
+    assert source.observe(make_rule(), make_spec(metric_name), now, now + 5).value == 9.0
+
+
+def test_empty_result_is_an_error_unless_empty_as(amp_stack: AmpStack, metric_name: str) -> None:
+    now = time.time()
+    source = make_source(amp_stack)
+    empty = source.observe(make_rule(), make_spec(metric_name), now, now + 5)
+    assert empty.error is not None and "no series" in empty.error
+    zero = source.observe(make_rule(), make_spec(metric_name, empty_as=0), now, now + 5)
+    assert (zero.value, zero.error) == (0.0, None)
+
+
+def test_nan_sample_is_an_error(amp_stack: AmpStack, write_series: WriteSeries, metric_name: str) -> None:
+    now = time.time()
+    write_series([({"__name__": metric_name}, [(now - 5, math.nan)])])
+    source = make_source(amp_stack)
+    written = source.observe(make_rule(), make_spec(metric_name), now, now + 5)
+    assert written.error is not None and "NaN" in written.error
+    division = source.observe(make_rule(), make_spec("0/0"), now, now + 5)
+    assert division.error is not None and "NaN" in division.error
+    infinite = source.observe(make_rule(), make_spec("vector(1)/0", "Object"), now, now + 5)
+    assert infinite.error is not None and "+Inf" in infinite.error
+
+
+def test_bad_promql_reports_bad_data(amp_stack: AmpStack) -> None:
+    now = time.time()
+    observation = make_source(amp_stack).observe(make_rule(), make_spec("sum(rate(x[5m]"), now, now + 5)
+    assert observation.error is not None
+    assert (
+        "HTTP 400" in observation.error
+        and "bad_data" in observation.error
+        and "parse error" in observation.error
+    )
+
+
+def test_query_range_returns_matrix_over_backfilled_day(amp_stack: AmpStack, metric_name: str) -> None:
+    now = time.time()
+    day = 86400
+    points = [(now - day + i * 60, float(i % 10)) for i in range(day // 60)]
+    backfill(amp_stack.prometheus, [({"__name__": metric_name, "pod": "web-0"}, points)])
+    result = make_source(amp_stack).query_range_with_stats(metric_name, now - day, now - 60, 300)
+    (series,) = result.series
+    assert series.labels == {"__name__": metric_name, "pod": "web-0"}
+    assert len(series.samples) == (day - 60) // 300 + 1
+    assert result.stats.samples_processed is not None and result.stats.samples_processed > 0
+
+
+# -- faults: a KEDA-style status/body/expected table ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaultCase:
+    name: str
+    status: int
+    body: str
+    # Exact value expected, or substrings the error must contain.
+    value: float | None = None
+    error: tuple[str, ...] = ()
+
+
+def _ok(result: list[Any], kind: str = "vector") -> str:
+    return json.dumps({"status": "success", "data": {"resultType": kind, "result": result}})
+
+
+FAULT_CASES = [
+    FaultCase("valid vector", 200, _ok([{"metric": {}, "value": [1, "12.5"]}]), value=12.5),
+    FaultCase("valid scalar", 200, _ok([1, "3"], "scalar"), value=3.0),
+    FaultCase("empty vector", 200, _ok([]), error=("no series", "emptyAs")),
+    FaultCase("NaN value", 200, _ok([{"metric": {}, "value": [1, "NaN"]}]), error=("NaN",)),
+    FaultCase("matrix", 200, _ok([{"metric": {}, "values": [[1, "1"]]}], "matrix"), error=("range vector",)),
+    FaultCase("garbage body", 200, "\x00\x01 not json at all", error=("HTTP 200", "not Prometheus JSON")),
+    FaultCase("html body", 200, "<html><body>proxy</body></html>", error=("not Prometheus JSON", "<html>")),
+    FaultCase("truncated json", 200, '{"status": "success", "data": {', error=("not Prometheus JSON",)),
+    FaultCase(
+        "status error in 200",
+        200,
+        json.dumps({"status": "error", "errorType": "internal", "error": "boom"}),
+        error=("internal: boom",),
+    ),
+    FaultCase(
+        "422 execution error",
+        422,
+        json.dumps(
+            {
+                "status": "error",
+                "errorType": "execution",
+                "error": "query processing would load too many samples",
+            }
+        ),
+        error=("HTTP 422", "execution: query processing would load too many samples"),
+    ),
+    FaultCase(
+        "403 access denied",
+        403,
+        json.dumps({"message": "User is not authorized to perform: aps:QueryMetrics"}),
+        error=("HTTP 403", "not authorized", "aps:QueryMetrics on workspace"),
+    ),
+    FaultCase(
+        "404", 404, json.dumps({"message": "Workspace not found"}), error=("HTTP 404", "Workspace not found")
+    ),
+]
+
+
+@pytest.mark.parametrize("case", FAULT_CASES, ids=lambda c: c.name)
+def test_amp_answer_table(amp_stack: AmpStack, case: FaultCase) -> None:
+    amp_stack.proxy.inject(Fault(status=case.status, body=case.body))
+    now = time.time()
+    observation = make_source(amp_stack).observe(make_rule(), make_spec("up"), now, now + 5)
+    if case.error:
+        assert observation.value is None and observation.error is not None
+        for part in case.error:
+            assert part in observation.error
+    else:
+        assert observation.error is None and observation.value == case.value
+
+
+def test_429_then_success_within_deadline(amp_stack: AmpStack) -> None:
+    amp_stack.proxy.inject(Fault(status=429, body='{"message": "Rate exceeded"}'), times=2)
+    now = time.time()
+    source = make_source(amp_stack, backoff_base_seconds=0.05)
+    outcome = source.observe_with_stats(make_rule(), make_spec("vector(3)"), now, now + 5)
+    assert outcome.observation.value == 3.0
+    assert outcome.stats.attempts == 3
+    assert [r.outcome for r in amp_stack.proxy.requests] == ["fault", "fault", "forwarded"]
+
+
+def test_5xx_until_deadline_is_an_error_and_never_runs_past_deadline(amp_stack: AmpStack) -> None:
+    amp_stack.proxy.inject(Fault(status=503, body='{"message": "Service Unavailable"}'), times=None)
+    start = time.time()
+    deadline = start + 1.0
+    source = make_source(amp_stack, max_attempts=1000, backoff_base_seconds=0.05, backoff_max_seconds=0.2)
+    observation = source.observe(make_rule(), make_spec("vector(1)"), start, deadline)
+    finished = time.time()
+    assert (
+        observation.error is not None and "HTTP 503" in observation.error and "deadline" in observation.error
+    )
+    assert finished <= deadline + 0.05
+    assert len(amp_stack.proxy.requests) >= 3
+
+
+def test_slow_answer_past_read_timeout(amp_stack: AmpStack) -> None:
+    amp_stack.proxy.inject(Fault(delay_seconds=2.0))
+    start = time.time()
+    source = make_source(amp_stack, read_timeout_seconds=0.3)
+    observation = source.observe(make_rule(), make_spec("vector(1)"), start, start + 5)
+    assert observation.error is not None and "read timeout" in observation.error
+    assert time.time() - start < 1.0
+
+
+def test_read_timeout_is_clamped_to_the_deadline(amp_stack: AmpStack) -> None:
+    amp_stack.proxy.latency_seconds = 2.0
+    start = time.time()
+    observation = make_source(amp_stack).observe(make_rule(), make_spec("vector(1)"), start, start + 0.4)
+    assert observation.error is not None and "did not answer before the deadline" in observation.error
+    assert time.time() - start < 0.6
+
+
+def test_dropped_connection_is_retried(amp_stack: AmpStack) -> None:
+    amp_stack.proxy.inject(Fault(close=True))
+    now = time.time()
+    outcome = make_source(amp_stack, backoff_base_seconds=0.05).observe_with_stats(
+        make_rule(), make_spec("vector(4)"), now, now + 5
+    )
+    assert outcome.observation.value == 4.0 and outcome.stats.attempts == 2
+
+
+def test_prometheus_down_connection_refused(amp_stack: AmpStack) -> None:
+    start = time.time()
+    source = AmpMetricsSource(
+        workspace_id=amp_stack.workspace_id,
+        region=amp_stack.region,
+        session=amp_stack.session(),
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        backoff_base_seconds=0.05,
+    )
+    outcome = source.observe_with_stats(make_rule(), make_spec("vector(1)"), start, start + 2)
+    error = outcome.observation.error
+    assert error is not None and "cannot reach" in error and "Connection refused" in error
+    assert outcome.stats.attempts == 3 and outcome.stats.status is None
+    assert time.time() - start < 2.0
