@@ -1,0 +1,284 @@
+"""KEDA ScaledObjects (keda.sh/v1alpha1) with prometheus triggers to rule documents.
+
+Each prometheus trigger becomes an ``External`` metric exactly as KEDA hands it to the HPA it
+creates: metric name ``s<index>-prometheus`` (unless the trigger is named), target
+``AverageValue``/``Value`` = ``threshold`` per the trigger's ``metricType``, plus KEDA's
+``activationThreshold`` and ``ignoreNullValues`` (an empty result counts as 0). Triggers of any
+other type read their source directly, not through PromQL, and are reported per trigger.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from ampscaler.importers.common import (
+    ItemResult,
+    as_list,
+    as_mapping,
+    copy_behavior,
+    item_ref,
+    new_rule_document,
+    target_document,
+    unique_metric_name,
+)
+
+SCALED_OBJECT_KIND = "ScaledObject"
+KEDA_API_VERSION = "keda.sh/v1alpha1"
+PAUSED_ANNOTATION = "autoscaling.keda.sh/paused"
+PAUSED_REPLICAS_ANNOTATION = "autoscaling.keda.sh/paused-replicas"
+
+# ScaledObject defaults (keda.sh/docs reference/scaledobject-spec).
+DEFAULT_MIN_REPLICA_COUNT = 0
+DEFAULT_MAX_REPLICA_COUNT = 100
+DEFAULT_POLLING_INTERVAL = 30
+DEFAULT_COOLDOWN_PERIOD = 300
+
+_AMP_URL = re.compile(
+    r"^https://aps-workspaces\.([a-z0-9-]+)\.amazonaws\.com/workspaces/(ws-[A-Za-z0-9-]+)/?"
+)
+_IN_CLUSTER_SUFFIXES = (".svc", ".svc.cluster.local", ".cluster.local", ".local")
+# Trigger metadata ampscaler has no counterpart for: what each did, for the note.
+_DROPPED_METADATA = {
+    "namespace": "sent as the namespace= query parameter (Thanos/Cortex tenancy)",
+    "customHeaders": "sent as extra HTTP headers",
+    "queryParameters": "sent as extra query parameters",
+    "cortexOrgID": "sent as the X-Scope-OrgID header",
+    "unsafeSsl": "disabled TLS verification",
+    "timeout": "set the HTTP client timeout",
+    "authModes": "chose KEDA's authentication mode",
+    "identityOwner": "chose whose AWS identity signs requests",
+}
+# KEDA's strconv.ParseBool spellings.
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+class _NotConvertible(Exception):
+    """One trigger cannot become a rule metric; the message is the reason."""
+
+
+def convert_scaled_object(manifest: Mapping[str, Any], cluster: str | None) -> ItemResult:
+    """Convert one KEDA ScaledObject into a rule document.
+
+    ``pollingInterval`` is not copied into ``evaluationIntervalSeconds``: KEDA polls triggers
+    at that interval only to decide activation (0 <-> 1); scaling between 1 and N is done by the
+    HPA KEDA creates, which reads the metric at every controller sync (15 s) — ampscaler's
+    per-tick evaluation is that sync. Only when every prometheus trigger sets
+    ``useCachedMetrics`` (the HPA then sees a value refreshed once per pollingInterval) does
+    the rule get ``evaluationIntervalSeconds: pollingInterval``.
+
+    Parameters
+    ----------
+    manifest
+        The ScaledObject as read from YAML.
+    cluster
+        ``target.cluster`` for the rule; None leaves it to the stack default.
+
+    Returns
+    -------
+    ItemResult
+        The document (None when no trigger converted or the object as a whole cannot be) and a
+        problem per trigger left out.
+    """
+    result = ItemResult(item_ref(manifest))
+    if manifest.get("apiVersion") != KEDA_API_VERSION:
+        result.skip(f"apiVersion {manifest.get('apiVersion')!r} is not {KEDA_API_VERSION} (KEDA v2)")
+        return result
+    meta = as_mapping(manifest.get("metadata"))
+    spec = as_mapping(manifest.get("spec"))
+    advanced = as_mapping(spec.get("advanced"))
+    if advanced.get("scalingModifiers"):
+        # The formula replaces every trigger's metric with one composite metric: converting the
+        # triggers alone would scale on something else.
+        result.skip(
+            "advanced.scalingModifiers combines triggers with a formula; ampscaler takes the maximum "
+            "over metrics like the HPA, so write the formula into one PromQL query instead",
+            "spec.advanced.scalingModifiers",
+        )
+        return result
+    ref = as_mapping(spec.get("scaleTargetRef"))
+    if not ref.get("name"):
+        result.skip("spec.scaleTargetRef.name is required", "spec.scaleTargetRef")
+        return result
+
+    min_replicas = int(spec.get("minReplicaCount", DEFAULT_MIN_REPLICA_COUNT))
+    if spec.get("idleReplicaCount") is not None and min_replicas > 0:
+        result.note(
+            f"idleReplicaCount {spec['idleReplicaCount']} with minReplicaCount {min_replicas}: the rule uses "
+            f"minReplicas 0, so when active it scales from 0 to what the metrics ask (at least 1), not "
+            f"straight to {min_replicas}"
+        )
+        min_replicas = 0
+    doc = new_rule_document(
+        target_document(
+            cluster,
+            result.ref.namespace,
+            str(ref.get("kind") or "Deployment"),
+            str(ref["name"]),
+            str(ref.get("apiVersion") or "apps/v1"),
+        ),
+        min_replicas,
+        int(spec.get("maxReplicaCount", DEFAULT_MAX_REPLICA_COUNT)),
+    )
+
+    sources: list[tuple[dict[str, Any] | None, str]] = []
+    cached: list[bool] = []
+    value_targets = False
+    taken: set[str] = set()
+    for index, raw in enumerate(as_list(spec.get("triggers"))):
+        trigger = as_mapping(raw)
+        where = f"spec.triggers[{index}]"
+        try:
+            metric, source, address = _convert_trigger(index, trigger, result)
+            if sources and source != sources[0][0]:
+                raise _NotConvertible(
+                    f"serverAddress {address} differs from the first trigger's {sources[0][1]}; "
+                    "a rule queries one Prometheus"
+                )
+        except _NotConvertible as exc:
+            result.skip(str(exc), where)
+            continue
+        sources.append((source, address))
+        cached.append(trigger.get("useCachedMetrics") is True)
+        value_targets = value_targets or metric["target"]["type"] == "Value"
+        metric["name"] = unique_metric_name(str(metric["name"]), taken)
+        doc["metrics"].append(metric)
+
+    behavior = copy_behavior(as_mapping(advanced.get("horizontalPodAutoscalerConfig")).get("behavior"))
+    if behavior is not None:
+        doc["behavior"] = behavior
+    fallback = as_mapping(spec.get("fallback"))
+    if fallback:
+        doc["fallback"] = {
+            k: fallback[k] for k in ("failureThreshold", "replicas", "behavior") if k in fallback
+        }
+        if value_targets:
+            result.note(
+                "fallback: KEDA ignores it for Value triggers; ampscaler applies it to the whole rule"
+            )
+    _paused(meta, doc, result)
+    if min_replicas == 0:
+        # Like KEDA's cooldownPeriod, it only governs the last step to zero replicas.
+        doc["cooldownPeriodSeconds"] = int(spec.get("cooldownPeriod", DEFAULT_COOLDOWN_PERIOD))
+    polling = int(spec.get("pollingInterval", DEFAULT_POLLING_INTERVAL))
+    if cached and all(cached):
+        doc["evaluationIntervalSeconds"] = polling
+    elif "pollingInterval" in spec:
+        result.note(
+            f"pollingInterval {polling}s: KEDA uses it for activation checks; the HPA it drives reads the "
+            "metric every sync (15 s), which ampscaler's per-tick evaluation mirrors, so the rule has no "
+            "evaluationIntervalSeconds"
+        )
+    if spec.get("initialCooldownPeriod"):
+        result.note("initialCooldownPeriod has no ampscaler counterpart and was dropped")
+    if advanced.get("restoreToOriginalReplicaCount"):
+        result.note(
+            "advanced.restoreToOriginalReplicaCount applies when the ScaledObject is deleted; "
+            "deleting an ampscaler rule leaves the replica count as it is"
+        )
+    if sources and sources[0][0] is not None:
+        doc["prometheus"] = sources[0][0]
+    if doc["metrics"]:
+        result.document = doc
+    elif not result.problems:
+        result.skip("no triggers to convert", "spec.triggers")
+    return result
+
+
+def _paused(meta: Mapping[str, Any], doc: dict[str, Any], result: ItemResult) -> None:
+    annotations = as_mapping(meta.get("annotations"))
+    replicas = annotations.get(PAUSED_REPLICAS_ANNOTATION)
+    if replicas is not None:
+        doc["paused"] = True
+        result.note(
+            f"{PAUSED_REPLICAS_ANNOTATION}={replicas}: KEDA holds the target at {replicas} replicas; an "
+            "ampscaler paused rule evaluates and logs but leaves the count where it is — scale it to "
+            f"{replicas} yourself"
+        )
+    elif str(annotations.get(PAUSED_ANNOTATION, "")).strip() in _TRUE:
+        doc["paused"] = True
+
+
+def _convert_trigger(
+    index: int, trigger: Mapping[str, Any], result: ItemResult
+) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
+    """One prometheus trigger as a rule metric, its Prometheus source and raw serverAddress."""
+    kind = str(trigger.get("type", ""))
+    if kind in ("cpu", "memory"):
+        raise _NotConvertible(
+            f"{kind} trigger is a Resource metric read from metrics-server, not PromQL; ampscaler rules "
+            "cover Pods/Object/External metrics only"
+        )
+    if kind != "prometheus":
+        raise _NotConvertible(
+            f"{kind or '(no type)'} trigger reads its source directly, not through Prometheus; export the "
+            "value to Prometheus (AMP) and use a prometheus trigger/metric"
+        )
+    metric_type = str(trigger.get("metricType") or "AverageValue")
+    if metric_type not in ("AverageValue", "Value"):
+        # KEDA allows Utilization only for its cpu/memory scalers.
+        raise _NotConvertible(f"metricType {metric_type!r} is not AverageValue or Value")
+    metadata = as_mapping(trigger.get("metadata"))
+    missing = [k for k in ("serverAddress", "query", "threshold") if not metadata.get(k)]
+    if missing:
+        raise _NotConvertible(f"metadata is missing {', '.join(missing)}")
+    threshold = _number(metadata["threshold"], "threshold")
+    key = "value" if metric_type == "Value" else "averageValue"
+    metric: dict[str, Any] = {
+        "name": str(trigger.get("name") or f"s{index}-prometheus"),
+        "type": "External",
+        "query": str(metadata["query"]).strip(),
+        "target": {"type": metric_type, key: threshold},
+    }
+    if metadata.get("activationThreshold") not in (None, ""):
+        metric["activationThreshold"] = _number(metadata["activationThreshold"], "activationThreshold")
+    ignore_null = str(metadata.get("ignoreNullValues", "true")).strip()
+    if ignore_null not in _TRUE | _FALSE:
+        raise _NotConvertible(f"ignoreNullValues {ignore_null!r} is not a boolean")
+    if ignore_null in _TRUE:
+        # KEDA's default: an empty result (or NaN/Inf) is reported as 0 instead of an error.
+        metric["emptyAs"] = 0
+    for name, effect in _DROPPED_METADATA.items():
+        if metadata.get(name) not in (None, ""):
+            result.note(
+                f"triggers[{index}].metadata.{name} ({effect}) has no ampscaler counterpart and was dropped"
+            )
+    if trigger.get("authenticationRef"):
+        result.note(
+            f"triggers[{index}].authenticationRef dropped: ampscaler signs AMP queries with its function's "
+            "IAM role"
+        )
+    address = str(metadata["serverAddress"]).strip()
+    return metric, _source(address, metadata.get("awsRegion"), index, result), address
+
+
+def _source(address: str, aws_region: object, index: int, result: ItemResult) -> dict[str, Any] | None:
+    """The rule's ``prometheus`` block for a serverAddress; None means the stack's AMP workspace."""
+    amp = _AMP_URL.match(address)
+    if amp:
+        return {"workspaceId": amp.group(2), "region": str(aws_region or amp.group(1))}
+    host = (urlsplit(address).hostname or "").lower()
+    if (
+        not host
+        or "." not in host
+        or host.endswith(_IN_CLUSTER_SUFFIXES)
+        or host == "localhost"
+        or host.startswith("127.")
+    ):
+        result.note(
+            f"serverAddress {address} is in-cluster and unreachable from "
+            "Lambda; the rule queries the stack's AMP workspace, so remote-write these series there"
+        )
+        return None
+    return {"url": address.rstrip("/")}
+
+
+def _number(raw: object, field: str) -> float | int:
+    try:
+        value = float(str(raw).strip())
+    except ValueError as exc:
+        raise _NotConvertible(f"metadata.{field} {raw!r} is not a number") from exc
+    return int(value) if value.is_integer() else value

@@ -1,0 +1,41 @@
+"""Quantities and metric names shared by the importers."""
+
+from __future__ import annotations
+
+import pytest
+from ampscaler.importers.common import parse_quantity, unique_metric_name
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("10", 10),
+        (10, 10),
+        (2.5, 2.5),
+        ("500m", 0.5),
+        ("1500m", 1.5),
+        ("2k", 2000),
+        ("1Ki", 1024),
+        ("512Mi", 536870912),
+        ("1e3", 1000),
+        ("1E", 10**18),
+        ("100u", 0.0001),
+        (".5", 0.5),
+    ],
+)
+def test_parse_quantity_reads_kubernetes_suffixes(raw: object, expected: float) -> None:
+    assert parse_quantity(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["ten", "1 k", "", None, True, "1KiB"])
+def test_parse_quantity_rejects_non_quantities(raw: object) -> None:
+    with pytest.raises(ValueError, match="not a quantity"):
+        parse_quantity(raw)
+
+
+def test_unique_metric_name_sanitizes_and_suffixes() -> None:
+    taken: set[str] = set()
+    assert unique_metric_name("queue.depth|prod", taken) == "queue_depth_prod"
+    assert unique_metric_name("queue.depth|prod", taken) == "queue_depth_prod-2"
+    assert unique_metric_name("5xx_rate", taken) == "m5xx_rate"
+    assert len(unique_metric_name("x" * 80, taken)) == 63
