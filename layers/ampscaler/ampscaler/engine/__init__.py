@@ -2,3 +2,7 @@
 
 No I/O, no clock reads, no randomness: stdlib only. A unit test enforces the import boundary.
 """
+
+from ampscaler.engine.decide import decide
+
+__all__ = ["decide"]

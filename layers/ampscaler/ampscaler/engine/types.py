@@ -138,7 +138,7 @@ class Decision:
     metrics: tuple[MetricResult, ...]
     conditions: tuple[Condition, ...]
     state: EngineState
-    # Flags for the audit trail; the action is still "scale" when the rule is paused or in
-    # dry-run, and the caller decides not to patch.
+    # Paused and dry-run rules get action "none" with the would-be count in desired_replicas
+    # and extra["mode"] set, so no caller can patch them by mistake.
     fallback_active: bool = False
     extra: Mapping[str, object] = field(default_factory=dict)

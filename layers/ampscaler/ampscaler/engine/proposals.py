@@ -1,0 +1,304 @@
+"""Per-metric replica proposals and their combination (the maximum over valid metrics).
+
+Mirrors ``replica_calculator.go`` (GetObjectMetricReplicas, GetExternalMetricReplicas,
+getUsageRatioReplicaCount, GetObjectPerPodMetricReplicas, GetExternalPerPodMetricReplicas) and
+``horizontal.go`` (computeReplicasForMetric, computeReplicasForMetrics, tolerancesForHpa).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ampscaler.engine import reasons
+from ampscaler.engine.pods import (
+    NO_PODS_ERROR,
+    PlainMetricResult,
+    Tolerances,
+    calc_plain_metric_replicas,
+    get_ready_pods_count,
+    saturate_int32,
+    to_milli,
+)
+from ampscaler.engine.types import (
+    ControllerConfig,
+    MetricObservation,
+    MetricResult,
+    Observation,
+    PodInfo,
+)
+from ampscaler.model import MetricSpec, Rule
+
+
+@dataclass(frozen=True)
+class MetricsOutcome:
+    """Result of ``compute_replicas_for_metrics``.
+
+    ``replicas`` is -1 when the controller must not act on the metrics (all invalid, or some
+    invalid while the valid ones would scale down), exactly like upstream's -1 return.
+    """
+
+    replicas: int
+    # "pods metric rps": the metric that produced ``replicas`` (upstream ``metric``).
+    metric: str
+    results: tuple[MetricResult, ...]
+    invalid_count: int
+    # Condition reason/message of the first invalid metric (FailedGet*Metric).
+    invalid_reason: str = ""
+    invalid_message: str = ""
+    error: str = ""
+
+
+def resolve_tolerances(rule: Rule, controller: ControllerConfig) -> Tolerances:
+    """Per-direction tolerances for a rule.
+
+    Upstream: ``HorizontalController.tolerancesForHpa`` (HPAConfigurableTolerance):
+    behavior.scaleUp/scaleDown.tolerance override the controller's
+    --horizontal-pod-autoscaler-tolerance. ampscaler adds the rule-wide ``tolerance`` between the
+    two.
+    """
+    base = rule.tolerance if rule.tolerance is not None else controller.tolerance
+    down = up = base
+    if rule.behavior is not None:
+        if rule.behavior.scale_down.tolerance is not None:
+            down = rule.behavior.scale_down.tolerance
+        if rule.behavior.scale_up.tolerance is not None:
+            up = rule.behavior.scale_up.tolerance
+    return Tolerances(scale_down=down, scale_up=up)
+
+
+def metric_description(spec: MetricSpec) -> str:
+    """How upstream names a metric in the rescale reason ("pods metric rps").
+
+    Upstream: ``metricNameProposal`` in computeStatusFor{Pods,Object,External}Metric.
+    """
+    return f"{spec.type.lower()} metric {spec.name}"
+
+
+def get_usage_ratio_replica_count(
+    current_replicas: int, usage_ratio: float, tolerances: Tolerances, ready_pods: int
+) -> int:
+    """Replicas for a Value target given the usage ratio.
+
+    Upstream: ``ReplicaCalculator.getUsageRatioReplicaCount``. With 0 current replicas the
+    ratio alone decides (scale to zero or to ceil(ratio)), ignoring tolerance and ready pods.
+    """
+    if current_replicas != 0:
+        if tolerances.is_within(usage_ratio):
+            return current_replicas
+        return saturate_int32(usage_ratio * ready_pods)
+    return saturate_int32(usage_ratio)
+
+
+def per_pod_replicas(
+    status_replicas: int, usage_milli: int, target_milli: int, tolerances: Tolerances
+) -> tuple[int, int]:
+    """Replicas for an Object/External AverageValue target.
+
+    Upstream: ``GetObjectPerPodMetricReplicas`` / ``GetExternalPerPodMetricReplicas``:
+    ceil(total/target) unless usage/(target*statusReplicas) is within tolerance.
+
+    Returns
+    -------
+    tuple[int, int]
+        ``(replicas, per_pod_usage_milli)``.
+    """
+    replicas = status_replicas
+    denominator = float(target_milli) * float(status_replicas)
+    if denominator == 0:
+        # Go yields +Inf (or NaN for 0/0): never within tolerance.
+        usage_ratio = math.inf if usage_milli != 0 else math.nan
+    else:
+        usage_ratio = usage_milli / denominator
+    if not tolerances.is_within(usage_ratio):
+        replicas = saturate_int32(usage_milli / target_milli)
+    per_pod = math.ceil(usage_milli / status_replicas) if status_replicas else usage_milli
+    return replicas, per_pod
+
+
+def _failure(spec: MetricSpec, message: str) -> MetricResult:
+    return MetricResult(
+        name=spec.name,
+        current=None,
+        target=spec.target.amount,
+        proposal=None,
+        valid=False,
+        error=message,
+    )
+
+
+def _finite(value: float) -> bool:
+    return math.isfinite(value)
+
+
+def _pods_for(observation: Observation, pod_values: Mapping[str, float] | None) -> Sequence[PodInfo]:
+    if observation.pods is not None:
+        return observation.pods
+    # The caller did not list pods: take every pod that reported a sample as Running and Ready.
+    return tuple(PodInfo(name=name) for name in sorted(pod_values or {}))
+
+
+def compute_replicas_for_metric(
+    spec: MetricSpec,
+    sample: MetricObservation | None,
+    observation: Observation,
+    tolerances: Tolerances,
+) -> MetricResult:
+    """One metric's proposal, or an invalid result carrying the upstream error text.
+
+    Upstream: ``HorizontalController.computeReplicasForMetric`` and the
+    computeStatusFor{Pods,Object,External}Metric functions it calls.
+
+    Parameters
+    ----------
+    spec:
+        The metric as the rule declares it.
+    sample:
+        Its observation (None when the caller supplied none).
+    observation:
+        The whole observation (scale and pods).
+    tolerances:
+        Per-direction tolerances.
+
+    Returns
+    -------
+    MetricResult
+        ``valid`` with a proposal, or invalid with ``error``.
+    """
+    spec_replicas = observation.scale.spec_replicas
+    status_replicas = observation.scale.status_replicas
+    target_milli = to_milli(spec.target.amount)
+    fetch_prefix = (
+        f"unable to get external metric {spec.name}"
+        if spec.type == "External"
+        else f"unable to get metric {spec.name}"
+    )
+    if sample is None:
+        return _failure(spec, f"{fetch_prefix}: no observation for this metric")
+    if sample.error is not None:
+        return _failure(spec, f"{fetch_prefix}: {sample.error}")
+
+    if spec.type == "Pods":
+        if sample.pod_values is None:
+            return _failure(spec, f"{fetch_prefix}: expected per-pod values for a Pods metric")
+        # Non-finite samples (Prometheus NaN/Inf) are dropped: the pod then counts as missing.
+        metrics = {name: to_milli(value) for name, value in sample.pod_values.items() if _finite(value)}
+        pods = _pods_for(observation, sample.pod_values)
+        result: PlainMetricResult = calc_plain_metric_replicas(
+            metrics, pods, spec_replicas, target_milli, tolerances
+        )
+        if result.error is not None or result.replicas is None or result.usage_milli is None:
+            return _failure(spec, result.error or "no proposal")
+        return MetricResult(
+            name=spec.name,
+            current=result.usage_milli / 1000.0,
+            target=spec.target.amount,
+            proposal=result.replicas,
+            valid=True,
+        )
+
+    if sample.value is None:
+        return _failure(spec, f"{fetch_prefix}: expected a single value for an {spec.type} metric")
+    if not _finite(sample.value):
+        return _failure(spec, f"{fetch_prefix}: value is not a finite number ({sample.value})")
+    usage_milli = to_milli(sample.value)
+
+    if spec.target.type == "AverageValue":
+        replicas, per_pod = per_pod_replicas(status_replicas, usage_milli, target_milli, tolerances)
+        return MetricResult(
+            name=spec.name,
+            current=per_pod / 1000.0,
+            target=spec.target.amount,
+            proposal=replicas,
+            valid=True,
+        )
+
+    usage_ratio = usage_milli / target_milli
+    ready = 0
+    if spec_replicas != 0 and not tolerances.is_within(usage_ratio):
+        if observation.pods is None:
+            # Pods not listed (Object/External-only rule): status.replicas stands in for them.
+            ready = status_replicas
+        elif not observation.pods:
+            return _failure(spec, f"unable to calculate ready pods: {NO_PODS_ERROR}")
+        else:
+            ready = get_ready_pods_count(observation.pods)
+    replicas = get_usage_ratio_replica_count(spec_replicas, usage_ratio, tolerances, ready)
+    return MetricResult(
+        name=spec.name,
+        current=usage_milli / 1000.0,
+        target=spec.target.amount,
+        proposal=replicas,
+        valid=True,
+    )
+
+
+def compute_replicas_for_metrics(
+    rule: Rule, observation: Observation, tolerances: Tolerances
+) -> MetricsOutcome:
+    """The maximum proposal over valid metrics, with upstream's invalid-metric rules.
+
+    Upstream: ``HorizontalController.computeReplicasForMetrics``: if every metric is invalid,
+    or some are invalid and the valid maximum is below spec.replicas (would scale down), the
+    result is -1 (do not act) and the first invalid metric's condition is reported.
+
+    Parameters
+    ----------
+    rule:
+        The rule (its ``metrics`` order is the output order).
+    observation:
+        Scale, pods and samples.
+    tolerances:
+        Per-direction tolerances.
+
+    Returns
+    -------
+    MetricsOutcome
+        The combined proposal and every metric's result.
+    """
+    samples = {sample.name: sample for sample in observation.metrics}
+    results: list[MetricResult] = []
+    replicas = 0
+    metric = ""
+    invalid_count = 0
+    invalid_reason = ""
+    invalid_message = ""
+    first_error = ""
+    for spec in rule.metrics:
+        result = compute_replicas_for_metric(spec, samples.get(spec.name), observation, tolerances)
+        results.append(result)
+        if not result.valid or result.proposal is None:
+            if invalid_count == 0:
+                invalid_reason = reasons.failed_get_metric_reason(spec.type)
+                invalid_message = reasons.unable_to_compute_message(result.error or "")
+                first_error = f"failed to get {spec.type.lower()} metric value: {result.error}"
+            invalid_count += 1
+            continue
+        if replicas == 0 or result.proposal > replicas:
+            replicas = result.proposal
+            metric = metric_description(spec)
+
+    error = ""
+    if invalid_count:
+        error = (
+            f"invalid metrics ({invalid_count} invalid out of {len(rule.metrics)}), "
+            f"first error is: {first_error}"
+        )
+    spec_replicas = observation.scale.spec_replicas
+    if invalid_count >= len(rule.metrics) or (invalid_count > 0 and replicas < spec_replicas):
+        return MetricsOutcome(-1, "", tuple(results), invalid_count, invalid_reason, invalid_message, error)
+    return MetricsOutcome(
+        replicas, metric, tuple(results), invalid_count, invalid_reason, invalid_message, error
+    )
+
+
+__all__ = [
+    "MetricsOutcome",
+    "compute_replicas_for_metric",
+    "compute_replicas_for_metrics",
+    "get_usage_ratio_replica_count",
+    "metric_description",
+    "per_pod_replicas",
+    "resolve_tolerances",
+]
