@@ -1,0 +1,554 @@
+"""The decide contract: the JSON document ``ampscaler decide`` reads and writes and the Lambda logs.
+
+One input document (rule, observation, state, now, controller flags) maps to one ``DecideInput``;
+one ``Decision`` maps to one output document. ``dumps`` is the only serialiser, so a logged
+decision and its replay through ``ampscaler decide`` are the same bytes. Schema: ``docs/decide.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, cast
+
+from ampscaler.engine.decide import decide
+from ampscaler.engine.types import (
+    Condition,
+    ControllerConfig,
+    Decision,
+    EngineState,
+    MetricObservation,
+    MetricResult,
+    Observation,
+    PodInfo,
+    PodPhase,
+    Recommendation,
+    ScaleEvent,
+    ScaleObservation,
+)
+from ampscaler.errors import AmpscalerError
+from ampscaler.model import Rule
+from ampscaler.rule import ErrorList, build_rule, child_path, index_path, json_type, rule_to_document, show
+
+Mode = Literal["active", "dryRun", "paused"]
+MODES: Final[tuple[Mode, ...]] = ("active", "dryRun", "paused")
+
+INPUT_FIELDS: Final = ("rule", "now", "scale", "pods", "metrics", "state", "controller")
+SCALE_FIELDS: Final = ("specReplicas", "statusReplicas")
+POD_FIELDS: Final = ("name", "phase", "ready", "deleting")
+POD_PHASES: Final[tuple[PodPhase, ...]] = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+OBSERVATION_FIELDS: Final = ("name", "value", "podValues", "error")
+STATE_FIELDS: Final = (
+    "recommendations",
+    "scaleUpEvents",
+    "scaleDownEvents",
+    "consecutiveFailures",
+    "belowActivationSince",
+)
+CONTROLLER_FIELDS: Final = (
+    "tolerance",
+    "downscaleStabilizationSeconds",
+    "scaleUpLimitFactor",
+    "scaleUpLimitMinimum",
+)
+# Key order of the output document (the issue's example order, then the audit flags).
+OUTPUT_FIELDS: Final = (
+    "desiredReplicas",
+    "currentReplicas",
+    "action",
+    "reason",
+    "metrics",
+    "conditions",
+    "state",
+    "mode",
+    "fallbackActive",
+)
+
+
+class DecideInputError(AmpscalerError):
+    """A decide input document failed validation; ``errors`` holds every problem with its JSON path."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("invalid decide input: " + "; ".join(self.errors))
+
+
+@dataclass(frozen=True)
+class DecideInput:
+    """A parsed decide input: exactly the arguments of ``ampscaler.engine.decide.decide``."""
+
+    rule: Rule
+    observation: Observation
+    state: EngineState | None
+    now: float
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+
+
+# --------------------------------------------------------------------------- input
+
+
+def parse_decide_input(doc: object) -> DecideInput:
+    """Validate a decide input document into a ``DecideInput``.
+
+    Parameters
+    ----------
+    doc
+        The decoded JSON input (see ``docs/decide.md``).
+
+    Returns
+    -------
+    DecideInput
+        The rule, observation, previous state (None: never evaluated), ``now`` and controller flags.
+
+    Raises
+    ------
+    DecideInputError
+        With every problem, each ``json.path: message (hint)``; rule problems start with ``rule.``.
+    """
+    errors = ErrorList()
+    raw = errors.mapping(
+        doc,
+        "",
+        INPUT_FIELDS,
+        required=("rule", "now", "scale", "metrics"),
+        required_hints={"now": "unix seconds of the evaluation, e.g. 1700000000.0"},
+    )
+    if raw is None:
+        raise DecideInputError(errors.items)
+    # The decision never depends on the cluster, so a logged rule that relied on the stack's
+    # CLUSTER_NAME still replays.
+    rule = build_rule(raw["rule"], errors, path="rule", default_cluster="") if "rule" in raw else None
+    now = errors.number(raw["now"], "now", minimum=0.0) if "now" in raw else None
+    scale = _scale(raw["scale"], "scale", errors) if "scale" in raw else None
+    pods = _pods(raw["pods"], "pods", errors) if "pods" in raw else None
+    metrics = _observations(raw["metrics"], "metrics", errors, rule) if "metrics" in raw else None
+    if rule is not None and "pods" not in raw and any(m.type == "Pods" for m in rule.metrics):
+        errors.add("pods", "required when the rule has a Pods metric", "list the pods the target selects")
+    state = None
+    if "state" in raw and raw["state"] is not None:
+        state = _state(raw["state"], "state", errors)
+    controller = (
+        _controller(raw["controller"], "controller", errors) if "controller" in raw else ControllerConfig()
+    )
+    if errors or rule is None or now is None or scale is None or metrics is None or controller is None:
+        raise DecideInputError(errors.items)
+    return DecideInput(
+        rule=rule,
+        observation=Observation(scale=scale, metrics=metrics, pods=pods),
+        state=state,
+        now=now,
+        controller=controller,
+    )
+
+
+def _scale(value: object, path: str, errors: ErrorList) -> ScaleObservation | None:
+    raw = errors.mapping(value, path, SCALE_FIELDS, required=SCALE_FIELDS)
+    if raw is None:
+        return None
+    spec = (
+        errors.integer(raw["specReplicas"], child_path(path, "specReplicas"), minimum=0)
+        if "specReplicas" in raw
+        else None
+    )
+    status = (
+        errors.integer(raw["statusReplicas"], child_path(path, "statusReplicas"), minimum=0)
+        if "statusReplicas" in raw
+        else None
+    )
+    if spec is None or status is None:
+        return None
+    return ScaleObservation(spec_replicas=spec, status_replicas=status)
+
+
+def _pods(value: object, path: str, errors: ErrorList) -> tuple[PodInfo, ...] | None:
+    if not isinstance(value, list):
+        errors.add(path, f"must be an array of pods, got {json_type(value)}")
+        return None
+    n = len(errors.items)
+    pods: list[PodInfo] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(value):
+        at = index_path(path, i)
+        raw = errors.mapping(item, at, POD_FIELDS, required=("name",))
+        if raw is None:
+            continue
+        name = errors.string(raw["name"], child_path(at, "name")) if "name" in raw else None
+        phase = (
+            errors.choice(raw["phase"], child_path(at, "phase"), POD_PHASES) if "phase" in raw else "Running"
+        )
+        ready = errors.boolean(raw["ready"], child_path(at, "ready")) if "ready" in raw else True
+        deleting = errors.boolean(raw["deleting"], child_path(at, "deleting")) if "deleting" in raw else False
+        if name is not None and name in seen:
+            errors.add(
+                child_path(at, "name"),
+                f"duplicate pod {show(name)}",
+                f"already listed at {index_path(path, seen[name])}",
+            )
+        elif name is not None:
+            seen[name] = i
+        if name is not None and phase is not None and ready is not None and deleting is not None:
+            pods.append(PodInfo(name=name, phase=cast(PodPhase, phase), ready=ready, deleting=deleting))
+    return tuple(pods) if len(errors.items) == n else None
+
+
+def _observations(
+    value: object, path: str, errors: ErrorList, rule: Rule | None
+) -> tuple[MetricObservation, ...] | None:
+    if not isinstance(value, list):
+        errors.add(path, f"must be an array of metric observations, got {json_type(value)}")
+        return None
+    n = len(errors.items)
+    result: list[MetricObservation] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(value):
+        at = index_path(path, i)
+        raw = errors.mapping(item, at, OBSERVATION_FIELDS, required=("name",))
+        if raw is None:
+            continue
+        name = errors.string(raw["name"], child_path(at, "name")) if "name" in raw else None
+        if name is not None and name in seen:
+            errors.add(
+                child_path(at, "name"),
+                f"duplicate observation {show(name)}",
+                f"already at {index_path(path, seen[name])}",
+            )
+        elif name is not None:
+            seen[name] = i
+        present = [key for key in ("value", "podValues", "error") if key in raw]
+        if len(present) != 1:
+            errors.add(
+                at, "must set exactly one of value, podValues or error", f"got {', '.join(present) or 'none'}"
+            )
+            continue
+        spec = None
+        if name is not None and rule is not None:
+            try:
+                spec = rule.metric(name)
+            except KeyError:
+                known = ", ".join(m.name for m in rule.metrics)
+                errors.add(
+                    child_path(at, "name"), f"the rule has no metric {show(name)}", f"rule metrics: {known}"
+                )
+        kind = present[0]
+        if spec is not None and kind != "error":
+            wanted = "podValues" if spec.type == "Pods" else "value"
+            if kind != wanted:
+                errors.add(
+                    child_path(at, kind), f"a {spec.type} metric is observed as {wanted}", f"use {wanted}"
+                )
+                continue
+        if name is None:
+            continue
+        if kind == "error":
+            message = errors.string(raw["error"], child_path(at, "error"))
+            if message is not None:
+                result.append(MetricObservation(name=name, error=message))
+        elif kind == "value":
+            number = errors.number(raw["value"], child_path(at, "value"))
+            if number is not None:
+                result.append(MetricObservation(name=name, value=number))
+        else:
+            pod_values = _pod_values(raw["podValues"], child_path(at, "podValues"), errors)
+            if pod_values is not None:
+                result.append(MetricObservation(name=name, pod_values=pod_values))
+    if rule is not None:
+        for spec in rule.metrics:
+            if spec.name not in seen:
+                errors.add(
+                    path,
+                    f"no observation for rule metric {show(spec.name)}",
+                    f'add {{"name": "{spec.name}", "error": "..."}} if its query failed',
+                )
+    return tuple(result) if len(errors.items) == n else None
+
+
+def _pod_values(value: object, path: str, errors: ErrorList) -> dict[str, float] | None:
+    if not isinstance(value, Mapping):
+        errors.add(path, f"must be an object of pod name to number, got {json_type(value)}")
+        return None
+    n = len(errors.items)
+    result: dict[str, float] = {}
+    for pod, amount in value.items():
+        number = errors.number(amount, child_path(path, str(pod)))
+        if number is not None:
+            result[str(pod)] = number
+    return result if len(errors.items) == n else None
+
+
+def _controller(value: object, path: str, errors: ErrorList) -> ControllerConfig | None:
+    raw = errors.mapping(value, path, CONTROLLER_FIELDS)
+    if raw is None:
+        return None
+    n = len(errors.items)
+    defaults = ControllerConfig()
+    tolerance = (
+        errors.number(raw["tolerance"], child_path(path, "tolerance"), minimum=0.0)
+        if "tolerance" in raw
+        else defaults.tolerance
+    )
+    window = (
+        errors.integer(
+            raw["downscaleStabilizationSeconds"], child_path(path, "downscaleStabilizationSeconds"), minimum=0
+        )
+        if "downscaleStabilizationSeconds" in raw
+        else defaults.downscale_stabilization_seconds
+    )
+    factor = (
+        errors.number(raw["scaleUpLimitFactor"], child_path(path, "scaleUpLimitFactor"), positive=True)
+        if "scaleUpLimitFactor" in raw
+        else defaults.scale_up_limit_factor
+    )
+    minimum = (
+        errors.number(raw["scaleUpLimitMinimum"], child_path(path, "scaleUpLimitMinimum"), positive=True)
+        if "scaleUpLimitMinimum" in raw
+        else defaults.scale_up_limit_minimum
+    )
+    if len(errors.items) > n or tolerance is None or window is None or factor is None or minimum is None:
+        return None
+    return ControllerConfig(
+        tolerance=tolerance,
+        downscale_stabilization_seconds=window,
+        scale_up_limit_factor=factor,
+        scale_up_limit_minimum=minimum,
+    )
+
+
+# --------------------------------------------------------------------------- state
+
+
+def _state(value: object, path: str, errors: ErrorList) -> EngineState | None:
+    # Every key is optional: the object replaces the stored state whole, and a missing list is empty.
+    raw = errors.mapping(value, path, STATE_FIELDS)
+    if raw is None:
+        return None
+    n = len(errors.items)
+
+    def events(key: str) -> tuple[ScaleEvent, ...]:
+        items = _records(raw.get(key, []), child_path(path, key), errors, "change")
+        return tuple(ScaleEvent(time=t, change=v) for t, v in items)
+
+    recommendations = tuple(
+        Recommendation(time=t, replicas=v)
+        for t, v in _records(
+            raw.get("recommendations", []), child_path(path, "recommendations"), errors, "replicas"
+        )
+    )
+    up = events("scaleUpEvents")
+    down = events("scaleDownEvents")
+    failures = (
+        errors.integer(raw["consecutiveFailures"], child_path(path, "consecutiveFailures"), minimum=0)
+        if "consecutiveFailures" in raw
+        else 0
+    )
+    since = None
+    if raw.get("belowActivationSince") is not None:
+        since = errors.number(
+            raw["belowActivationSince"], child_path(path, "belowActivationSince"), minimum=0.0
+        )
+    if len(errors.items) > n or failures is None:
+        return None
+    return EngineState(
+        recommendations=recommendations,
+        scale_up_events=up,
+        scale_down_events=down,
+        consecutive_failures=failures,
+        below_activation_since=since,
+    )
+
+
+def _records(value: object, path: str, errors: ErrorList, amount_key: str) -> list[tuple[float, int]]:
+    if not isinstance(value, list):
+        errors.add(path, f"must be an array, got {json_type(value)}")
+        return []
+    result: list[tuple[float, int]] = []
+    for i, item in enumerate(value):
+        at = index_path(path, i)
+        raw = errors.mapping(item, at, ("time", amount_key), required=("time", amount_key))
+        if raw is None:
+            continue
+        time = errors.number(raw["time"], child_path(at, "time"), minimum=0.0) if "time" in raw else None
+        amount = (
+            errors.integer(raw[amount_key], child_path(at, amount_key), minimum=0)
+            if amount_key in raw
+            else None
+        )
+        if time is not None and amount is not None:
+            result.append((time, amount))
+    return result
+
+
+def state_from_dict(doc: object, path: str = "state") -> EngineState:
+    """Parse a stored state document (the ``state`` object of the contract).
+
+    Raises
+    ------
+    DecideInputError
+        With every problem, paths under ``path``.
+    """
+    errors = ErrorList()
+    state = _state(doc, path, errors)
+    if errors or state is None:
+        raise DecideInputError(errors.items)
+    return state
+
+
+def state_to_dict(state: EngineState) -> dict[str, Any]:
+    """The state as the contract's ``state`` object (times as floats, counts as ints)."""
+    return {
+        "recommendations": [
+            {"time": float(r.time), "replicas": int(r.replicas)} for r in state.recommendations
+        ],
+        "scaleUpEvents": [{"time": float(e.time), "change": int(e.change)} for e in state.scale_up_events],
+        "scaleDownEvents": [
+            {"time": float(e.time), "change": int(e.change)} for e in state.scale_down_events
+        ],
+        "consecutiveFailures": int(state.consecutive_failures),
+        "belowActivationSince": None
+        if state.below_activation_since is None
+        else float(state.below_activation_since),
+    }
+
+
+# --------------------------------------------------------------------------- output
+
+
+def rule_mode(rule: Rule) -> Mode:
+    """How a decision for ``rule`` is applied: paused wins over dry-run, else active."""
+    if rule.paused:
+        return "paused"
+    return "dryRun" if rule.dry_run else "active"
+
+
+def _float(value: float) -> float:
+    return float(value)
+
+
+def _metric_result_to_dict(result: MetricResult) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": result.name,
+        "current": None if result.current is None else _float(result.current),
+        "target": _float(result.target),
+        "proposal": None if result.proposal is None else int(result.proposal),
+        "valid": bool(result.valid),
+    }
+    if result.error is not None:
+        out["error"] = result.error
+    return out
+
+
+def _condition_to_dict(condition: Condition) -> dict[str, Any]:
+    return {
+        "type": condition.type,
+        "status": bool(condition.status),
+        "reason": condition.reason,
+        "message": condition.message,
+    }
+
+
+def decision_to_dict(decision: Decision, mode: Mode | None = None) -> dict[str, Any]:
+    """The contract's output document for ``decision``, keys in ``OUTPUT_FIELDS`` order.
+
+    Parameters
+    ----------
+    decision
+        The engine's decision.
+    mode
+        ``rule_mode(rule)`` of the evaluated rule. None takes ``decision.extra["mode"]`` when the
+        engine set it, else ``"active"``.
+
+    Returns
+    -------
+    dict
+        Plain JSON values: floats stay floats (``20.0``), counts are ints; ``metrics[].error``
+        only when the metric failed.
+    """
+    if mode is None:
+        extra_mode = decision.extra.get("mode")
+        mode = extra_mode if extra_mode in MODES else "active"
+    return {
+        "desiredReplicas": int(decision.desired_replicas),
+        "currentReplicas": int(decision.current_replicas),
+        "action": decision.action,
+        "reason": decision.reason,
+        "metrics": [_metric_result_to_dict(m) for m in decision.metrics],
+        "conditions": [_condition_to_dict(c) for c in decision.conditions],
+        "state": state_to_dict(decision.state),
+        "mode": mode,
+        "fallbackActive": bool(decision.fallback_active),
+    }
+
+
+def decide_input_to_dict(value: DecideInput) -> dict[str, Any]:
+    """The input document for ``value``: what the Lambda logs so ``ampscaler decide`` can replay it.
+
+    ``parse_decide_input`` of the result gives ``value`` back (the rule is written with every
+    default explicit, through ``rule_to_document``).
+    """
+    obs = value.observation
+    metrics: list[dict[str, Any]] = []
+    for m in obs.metrics:
+        if m.error is not None:
+            metrics.append({"name": m.name, "error": m.error})
+        elif m.pod_values is not None:
+            metrics.append({"name": m.name, "podValues": {k: float(v) for k, v in m.pod_values.items()}})
+        else:
+            metrics.append({"name": m.name, "value": None if m.value is None else float(m.value)})
+    doc: dict[str, Any] = {
+        "rule": rule_to_document(value.rule),
+        "now": float(value.now),
+        "scale": {"specReplicas": obs.scale.spec_replicas, "statusReplicas": obs.scale.status_replicas},
+    }
+    if obs.pods is not None:
+        doc["pods"] = [
+            {"name": p.name, "phase": p.phase, "ready": p.ready, "deleting": p.deleting} for p in obs.pods
+        ]
+    doc["metrics"] = metrics
+    doc["state"] = None if value.state is None else state_to_dict(value.state)
+    c = value.controller
+    doc["controller"] = {
+        "tolerance": float(c.tolerance),
+        "downscaleStabilizationSeconds": int(c.downscale_stabilization_seconds),
+        "scaleUpLimitFactor": float(c.scale_up_limit_factor),
+        "scaleUpLimitMinimum": float(c.scale_up_limit_minimum),
+    }
+    return doc
+
+
+def dumps(obj: object) -> str:
+    """Canonical JSON: insertion key order, compact separators, ASCII, floats as Python ``repr``.
+
+    The Lambda logs and ``ampscaler decide`` prints through this function only, which is what
+    makes a replay byte-identical. NaN/Infinity are refused (ValueError): JSON has no spelling
+    for them and the input side rejects them.
+    """
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+# --------------------------------------------------------------------------- running
+
+
+DecideFunction = Callable[[Rule, Observation, EngineState | None, float, ControllerConfig], Decision]
+
+
+def decide_document(doc: object, engine: DecideFunction | None = None) -> dict[str, Any]:
+    """Parse a decide input, run the engine (``engine``: a stand-in for tests), return the output document.
+
+    Raises
+    ------
+    DecideInputError
+        When the input is invalid.
+    """
+    return decide_with_document(doc, engine)[1]
+
+
+def decide_with_document(doc: object, engine: DecideFunction | None = None) -> tuple[Decision, dict[str, Any]]:
+    """Like ``decide_document``, also returning the ``Decision`` the document was made from.
+
+    The scaler tick goes through here, the same path as ``ampscaler decide``, so what it logs as
+    ``output`` is what a replay prints.
+    """
+    value = parse_decide_input(doc)
+    run = engine or decide
+    decision = run(value.rule, value.observation, value.state, value.now, value.controller)
+    return decision, decision_to_dict(decision, rule_mode(value.rule))
