@@ -1,0 +1,516 @@
+"""EksScaleTarget: the ScaleTarget port over the official kubernetes client, authenticated with IAM.
+
+Upstream analogue: the HPA controller's scale namespacer (``scaleNamespacer.Get``/``Update``), its pod
+lister and its event recorder. Errors become ``ScaleTargetError``/``ConflictError`` with messages that
+say what to fix (the EKS access entry, the access policy, the missing workload).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from ampscaler.adapters.eks_token import EksClusterInfo, EksClusterResolver
+from ampscaler.engine.types import PodInfo, PodPhase, ScaleObservation
+from ampscaler.errors import ConflictError, ScaleTargetError
+from ampscaler.model import ScaleTargetRef
+from ampscaler.ports import ScaleReading
+
+logger = logging.getLogger(__name__)
+
+EVENT_COMPONENT = "ampscaler"
+# Kinds served by AppsV1Api, with the read/patch method suffix of each.
+_APPS_KINDS = {"Deployment": "deployment", "StatefulSet": "stateful_set", "ReplicaSet": "replica_set"}
+_APPS_PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "ReplicaSet": "replicasets"}
+_POD_PHASES: frozenset[str] = frozenset({"Pending", "Running", "Succeeded", "Failed", "Unknown"})
+# Pods listed per page: bounds each response for targets with thousands of pods.
+_POD_PAGE_SIZE = 500
+# The access policy that covers get/patch on scale, list pods and create events in a namespace.
+_ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy"
+
+
+class TokenSource(Protocol):
+    """Where bearer tokens come from (EksTokenProvider in production)."""
+
+    def token(self, cluster: str) -> str:
+        """A currently valid token for ``cluster``."""
+        ...
+
+    def invalidate(self, cluster: str) -> None:
+        """Drop the cached token of ``cluster`` so the next ``token`` call makes a new one."""
+        ...
+
+
+ClusterInfoResolver = Callable[[str], EksClusterInfo]
+
+
+@dataclass
+class _ClusterClients:
+    info: EksClusterInfo
+    api_client: Any
+    apps: Any
+    core: Any
+    custom: Any
+
+
+class EksScaleTarget:
+    """ScaleTarget for EKS (or any cluster reachable with a bearer token and a CA bundle).
+
+    One ``kubernetes.client.ApiClient`` per cluster is cached, so every rule on a cluster shares its
+    connection pool. TLS is always verified against the cluster CA; the bearer token is attached
+    on every request through the client's ``refresh_api_key_hook`` and is never logged.
+
+    Parameters
+    ----------
+    tokens:
+        Bearer tokens per cluster name (``EksTokenProvider``).
+    clusters:
+        Cluster name -> endpoint and CA; default: a cached ``eks:DescribeCluster``. Tests and the
+        demo inject a resolver that points at the Kubernetes API simulator and its generated CA.
+    principal:
+        The IAM role the tokens are signed with, named in 401/403 messages (e.g. the function's
+        role ARN); default: a generic description.
+    connect_timeout_seconds, read_timeout_seconds:
+        Bound every API call (``_request_timeout``).
+    plurals:
+        ``(apiVersion, kind) -> plural`` for custom kinds whose plural is not ``lower(kind) + "s"``.
+    pool_maxsize:
+        Connections kept per cluster (rules are evaluated concurrently).
+    reporting_instance:
+        ``reportingInstance`` of emitted Events (e.g. the Lambda function name).
+    """
+
+    def __init__(
+        self,
+        tokens: TokenSource,
+        clusters: ClusterInfoResolver | None = None,
+        *,
+        principal: str | None = None,
+        connect_timeout_seconds: float = 2.0,
+        read_timeout_seconds: float = 5.0,
+        plurals: Mapping[tuple[str, str], str] | None = None,
+        pool_maxsize: int = 16,
+        reporting_instance: str = EVENT_COMPONENT,
+    ) -> None:
+        self._tokens = tokens
+        self._resolver = clusters if clusters is not None else EksClusterResolver().describe_cluster
+        self._principal = principal or "the scaler function's IAM role"
+        self._timeout = (connect_timeout_seconds, read_timeout_seconds)
+        self._plurals = dict(plurals or {})
+        self._pool_maxsize = pool_maxsize
+        self._reporting_instance = reporting_instance
+        self._lock = threading.Lock()
+        self._clients: dict[str, _ClusterClients] = {}
+        # metadata.uid of each target as last read, so Events carry involvedObject.uid
+        # (kubectl describe selects events by uid).
+        self._uids: dict[ScaleTargetRef, str] = {}
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def _clients_for(self, cluster: str) -> _ClusterClients:
+        with self._lock:
+            cached = self._clients.get(cluster)
+        if cached is not None:
+            return cached
+        info = self._resolver(cluster)
+        configuration = k8s.Configuration()
+        configuration.host = info.endpoint
+        configuration.ssl_ca_cert = info.ca_file()
+        # Never disabled: the point of the CA from DescribeCluster is to verify the endpoint.
+        configuration.verify_ssl = True
+        configuration.connection_pool_maxsize = self._pool_maxsize
+        # Bounded connect retries only; a read timeout is never retried (PATCH is not idempotent
+        # and the tick has a deadline).
+        # Retry-After is not honoured either: sleeping is the tick's call, against its deadline.
+        configuration.retries = urllib3.Retry(
+            total=2, connect=2, read=0, status=0, other=0, redirect=0, respect_retry_after_header=False
+        )
+        # auth_settings() only looks for a key that is already present, and only then calls the
+        # refresh hook that puts the current token in; hence the empty placeholder.
+        configuration.api_key = {"authorization": ""}
+        configuration.api_key_prefix = {"authorization": "Bearer"}
+        tokens = self._tokens
+
+        def refresh(config: Any) -> None:
+            # Called by the client right before each request is authenticated.
+            config.api_key["authorization"] = tokens.token(cluster)
+
+        configuration.refresh_api_key_hook = refresh
+        api_client = k8s.ApiClient(configuration)
+        api_client.user_agent = "ampscaler"
+        clients = _ClusterClients(
+            info=info,
+            api_client=api_client,
+            apps=k8s.AppsV1Api(api_client),
+            core=k8s.CoreV1Api(api_client),
+            custom=k8s.CustomObjectsApi(api_client),
+        )
+        with self._lock:
+            # Another thread may have won the race; keep one client per cluster.
+            return self._clients.setdefault(cluster, clients)
+
+    def close(self) -> None:
+        """Close every cached connection pool."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for entry in clients:
+            entry.api_client.close()
+
+    # -- the port ------------------------------------------------------------------------------
+
+    def read_scale(self, target: ScaleTargetRef) -> ScaleReading:
+        """GET the target's /scale subresource.
+
+        Raises
+        ------
+        ScaleTargetError
+            With an actionable message for 401/403/404/5xx and connection failures.
+        """
+        clients = self._clients_for(target.cluster)
+        if self._is_apps(target):
+            method = getattr(clients.apps, f"read_namespaced_{_APPS_KINDS[target.kind]}_scale")
+            scale = self._call(target, "get", lambda: method(target.name, target.namespace, **self._raw))
+        else:
+            group, version = self._group_version(target)
+            scale = self._call(
+                target,
+                "get",
+                lambda: clients.custom.get_namespaced_custom_object_scale(
+                    group, version, target.namespace, self.plural(target), target.name, **self._raw
+                ),
+            )
+        return self._reading(target, scale)
+
+    def list_pods(self, target: ScaleTargetRef, selector: str) -> Sequence[PodInfo]:
+        """Pods of the target's namespace matching the scale's ``status.selector``, page by page.
+
+        Raises
+        ------
+        ScaleTargetError
+            When the selector is empty (the HPA refuses too: "selector is required") or the list fails.
+        """
+        if not selector.strip():
+            raise ScaleTargetError(
+                f"{self._describe(target)} has no status.selector in its scale subresource; for a custom "
+                "resource set labelSelectorPath in the CRD's scale subresource (the HPA needs it too)"
+            )
+        clients = self._clients_for(target.cluster)
+        pods: list[PodInfo] = []
+        continue_token = ""
+        while True:
+            kwargs: dict[str, Any] = {"label_selector": selector, "limit": _POD_PAGE_SIZE, **self._raw}
+            if continue_token:
+                kwargs["_continue"] = continue_token
+            page = self._call(
+                target,
+                "list",
+                functools.partial(clients.core.list_namespaced_pod, target.namespace, **kwargs),
+                resource="pods",
+            )
+            pods.extend(_pod_info(item) for item in page.get("items") or ())
+            continue_token = str((page.get("metadata") or {}).get("continue") or "")
+            if not continue_token:
+                return pods
+
+    def patch_replicas(self, target: ScaleTargetRef, replicas: int, resource_version: str) -> ScaleReading:
+        """PATCH ``spec.replicas`` with ``metadata.resourceVersion`` as the concurrency precondition.
+
+        Raises
+        ------
+        ConflictError
+            On 409: the scale changed since it was read; re-read and decide again.
+        ScaleTargetError
+            For every other failure.
+        """
+        body = {"metadata": {"resourceVersion": resource_version}, "spec": {"replicas": replicas}}
+        clients = self._clients_for(target.cluster)
+        if self._is_apps(target):
+            # The client sends a dict body to these endpoints as a strategic merge patch.
+            method = getattr(clients.apps, f"patch_namespaced_{_APPS_KINDS[target.kind]}_scale")
+            scale = self._call(
+                target,
+                "patch",
+                lambda: method(target.name, target.namespace, body, **self._raw),
+                resource_version=resource_version,
+            )
+        else:
+            group, version = self._group_version(target)
+            # Custom resources take JSON merge patch (strategic merge is 415 for them); the client
+            # sends that content type for this method.
+            scale = self._call(
+                target,
+                "patch",
+                lambda: clients.custom.patch_namespaced_custom_object_scale(
+                    group, version, target.namespace, self.plural(target), target.name, body, **self._raw
+                ),
+                resource_version=resource_version,
+            )
+        reading = self._reading(target, scale)
+        logger.info(
+            "patched %s spec.replicas=%d in cluster %s (resourceVersion %s -> %s)",
+            self._describe(target),
+            replicas,
+            target.cluster,
+            resource_version,
+            reading.resource_version,
+        )
+        return reading
+
+    def record_event(self, target: ScaleTargetRef, event_type: str, reason: str, message: str) -> None:
+        """Create a core/v1 Event on the target like the HPA's recorder; log and swallow any failure."""
+        try:
+            clients = self._clients_for(target.cluster)
+            # Whole seconds: metav1.Time is serialized at second precision.
+            now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+            with self._lock:
+                uid = self._uids.get(target)
+            event = k8s.CoreV1Event(
+                metadata=k8s.V1ObjectMeta(
+                    # client-go's recorder names events "<object>.<unix nanos in hex>".
+                    name=f"{target.name}.{time.time_ns():x}",
+                    namespace=target.namespace,
+                ),
+                involved_object=k8s.V1ObjectReference(
+                    api_version=target.api_version,
+                    kind=target.kind,
+                    name=target.name,
+                    namespace=target.namespace,
+                    uid=uid,
+                ),
+                reason=reason,
+                message=message[:1024],
+                type=event_type,
+                source=k8s.V1EventSource(component=EVENT_COMPONENT),
+                reporting_component=EVENT_COMPONENT,
+                reporting_instance=self._reporting_instance,
+                first_timestamp=now,
+                last_timestamp=now,
+                count=1,
+                action="Scale",
+            )
+            self._call(
+                target,
+                "create",
+                lambda: clients.core.create_namespaced_event(target.namespace, event, **self._raw),
+                resource="events",
+            )
+        except Exception as exc:  # an Event is best effort: it never fails the tick
+            logger.warning(
+                "could not record event %s on %s in cluster %s: %s",
+                reason,
+                self._describe(target),
+                target.cluster,
+                exc,
+            )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def plural(self, target: ScaleTargetRef) -> str:
+        """The resource plural of the target's kind: the configured mapping, else ``lower(kind) + "s"``."""
+        if target.api_version == "apps/v1" and target.kind in _APPS_PLURALS:
+            return _APPS_PLURALS[target.kind]
+        return self._plurals.get((target.api_version, target.kind), target.kind.lower() + "s")
+
+    @property
+    def _raw(self) -> dict[str, Any]:
+        return {"_preload_content": False, "_request_timeout": self._timeout}
+
+    def _reading(self, target: ScaleTargetRef, scale: Mapping[str, Any]) -> ScaleReading:
+        """A Scale object -> ScaleReading; remembers the object's uid for Events."""
+        metadata = scale.get("metadata") or {}
+        spec = scale.get("spec") or {}
+        status = scale.get("status") or {}
+        uid = metadata.get("uid")
+        if uid:
+            with self._lock:
+                self._uids[target] = str(uid)
+        # A missing spec.replicas means 0, as the API server defaults it.
+        return ScaleReading(
+            scale=ScaleObservation(
+                spec_replicas=int(spec.get("replicas") or 0),
+                status_replicas=int(status.get("replicas") or 0),
+            ),
+            selector=str(status.get("selector") or ""),
+            resource_version=str(metadata.get("resourceVersion") or ""),
+        )
+
+    @staticmethod
+    def _is_apps(target: ScaleTargetRef) -> bool:
+        return target.api_version == "apps/v1" and target.kind in _APPS_KINDS
+
+    def _group_version(self, target: ScaleTargetRef) -> tuple[str, str]:
+        group, sep, version = target.api_version.rpartition("/")
+        if not sep or not group:
+            raise ScaleTargetError(
+                f"{self._describe(target)}: apiVersion {target.api_version!r} must be group/version for a "
+                "kind other than Deployment, StatefulSet or ReplicaSet"
+            )
+        return group, version
+
+    @staticmethod
+    def _describe(target: ScaleTargetRef) -> str:
+        return f"{target.kind} {target.namespace}/{target.name}"
+
+    def _call(
+        self,
+        target: ScaleTargetRef,
+        verb: str,
+        request: Callable[[], Any],
+        *,
+        resource: str | None = None,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """Run one API request: retry once with a fresh token on 401, map every failure.
+
+        Requests run with ``_preload_content=False`` and the JSON body is parsed here: it skips the
+        client's model deserialization (slow for pod lists) and treats Deployments and custom
+        resources alike.
+        """
+        for attempt in (1, 2):
+            try:
+                response = request()
+                try:
+                    payload = json.loads(response.data)
+                finally:
+                    response.release_conn()
+                if not isinstance(payload, dict):
+                    raise ScaleTargetError(f"unexpected response body from cluster {target.cluster}")
+                return payload
+            except ApiException as exc:
+                if exc.status == 401 and attempt == 1:
+                    # The token may have expired or been revoked: mint a new one and retry once.
+                    logger.info("cluster %s answered 401; retrying with a fresh token", target.cluster)
+                    self._tokens.invalidate(target.cluster)
+                    continue
+                raise self._api_error(target, verb, exc, resource, resource_version) from exc
+            except urllib3.exceptions.HTTPError as exc:
+                raise self._transport_error(target, verb, exc) from exc
+            except ValueError as exc:
+                raise ScaleTargetError(
+                    f"malformed JSON from the Kubernetes API of {target.cluster}: {exc}"
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _api_error(
+        self,
+        target: ScaleTargetRef,
+        verb: str,
+        exc: ApiException,
+        resource: str | None,
+        resource_version: str | None,
+    ) -> ScaleTargetError:
+        status = int(exc.status or 0)
+        reason, server_message = _status_message(exc)
+        what = self._describe(target)
+        cluster = target.cluster
+        resource = resource or f"{self.plural(target)}/scale"
+        if status == 409 and verb == "patch":
+            return ConflictError(
+                f"{what} in cluster {cluster} changed since it was read (resourceVersion "
+                f"{resource_version}); re-read the scale and decide again. API server: {server_message}"
+            )
+        if status == 401:
+            return ScaleTargetError(
+                f"unauthorized: the cluster {cluster} rejected the IAM token (also a freshly signed one); "
+                f"check the EKS access entry for {self._principal} (aws eks list-access-entries "
+                f"--cluster-name {cluster}) and that the token is signed in the cluster's region",
+                status=401,
+            )
+        if status == 403:
+            return ScaleTargetError(
+                f"forbidden: {self._principal} may not {verb} {resource} for {what} in cluster {cluster}; "
+                f"give it an EKS access entry with the {_ACCESS_POLICY.rsplit('/', 1)[1]} access policy "
+                f"({_ACCESS_POLICY}) scoped to namespace {target.namespace}, or RBAC that allows get/patch "
+                f"on {self.plural(target)}/scale, list on pods and create on events. "
+                f"API server: {server_message}",
+                status=403,
+            )
+        if status == 404:
+            hint = ""
+            if not self._is_apps(target):
+                hint = (
+                    f" (check apiVersion {target.api_version}, the plural {self.plural(target)!r} and that "
+                    "the CRD enables the scale subresource)"
+                )
+            return ScaleTargetError(
+                f"{what} not found in cluster {cluster}{hint}. API server: {server_message}", status=404
+            )
+        if status == 429 or status >= 500:
+            return ScaleTargetError(
+                f"transient: the Kubernetes API of cluster {cluster} answered {status} {reason} to {verb} "
+                f"{resource} for {what}; the next tick retries. API server: {server_message}",
+                status=status,
+            )
+        return ScaleTargetError(
+            f"{verb} {resource} for {what} in cluster {cluster} failed: "
+            f"HTTP {status} {reason}: {server_message}",
+            status=status or None,
+        )
+
+    def _transport_error(
+        self, target: ScaleTargetRef, verb: str, exc: urllib3.exceptions.HTTPError
+    ) -> ScaleTargetError:
+        cause: BaseException = exc
+        if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+            cause = exc.reason
+        with self._lock:
+            entry = self._clients.get(target.cluster)
+        endpoint = entry.info.endpoint if entry else "its endpoint"
+        if isinstance(cause, urllib3.exceptions.SSLError):
+            return ScaleTargetError(
+                f"TLS verification of the Kubernetes API of cluster {target.cluster} at {endpoint} failed "
+                f"against the cluster CA from DescribeCluster: {cause}"
+            )
+        # NewConnectionError subclasses ConnectTimeoutError in urllib3 2, so it is tested first.
+        if isinstance(cause, urllib3.exceptions.TimeoutError) and not isinstance(
+            cause, urllib3.exceptions.NewConnectionError
+        ):
+            return ScaleTargetError(
+                f"transient: {verb} {self._describe(target)} in cluster {target.cluster} timed out after "
+                f"{self._timeout[0]:g}s connect / {self._timeout[1]:g}s read; the next tick retries"
+            )
+        return ScaleTargetError(
+            f"transient: cannot reach the Kubernetes API of cluster {target.cluster} at {endpoint}: {cause}"
+        )
+
+
+def _pod_info(pod: Mapping[str, Any]) -> PodInfo:
+    """A pod (JSON) -> PodInfo: phase, Ready condition, deletionTimestamp. Upstream input of groupPods."""
+    metadata = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    phase = str(status.get("phase") or "Unknown")
+    ready = any(
+        condition.get("type") == "Ready" and condition.get("status") == "True"
+        for condition in status.get("conditions") or ()
+    )
+    return PodInfo(
+        name=str(metadata.get("name", "")),
+        phase=cast(PodPhase, phase if phase in _POD_PHASES else "Unknown"),
+        ready=ready,
+        deleting=metadata.get("deletionTimestamp") is not None,
+    )
+
+
+def _status_message(exc: ApiException) -> tuple[str, str]:
+    """(reason, message) from the meta/v1 Status body of an API error, falling back to the HTTP reason."""
+    reason = str(exc.reason or "")
+    message = reason
+    try:
+        body = json.loads(exc.body) if exc.body else None
+    except (TypeError, ValueError):
+        body = None
+    if isinstance(body, dict):
+        reason = str(body.get("reason") or reason)
+        message = str(body.get("message") or message)
+    return reason, message
