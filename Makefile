@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy layers/ampscaler/ampscaler functions devstack
+	$(VENV)/bin/mypy layers/ampscaler/ampscaler functions devstack tests bench
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q

@@ -542,7 +542,9 @@ def decide_document(doc: object, engine: DecideFunction | None = None) -> dict[s
     return decide_with_document(doc, engine)[1]
 
 
-def decide_with_document(doc: object, engine: DecideFunction | None = None) -> tuple[Decision, dict[str, Any]]:
+def decide_with_document(
+    doc: object, engine: DecideFunction | None = None
+) -> tuple[Decision, dict[str, Any]]:
     """Like ``decide_document``, also returning the ``Decision`` the document was made from.
 
     The scaler tick goes through here, the same path as ``ampscaler decide``, so what it logs as
