@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import requests
-from ampscaler.adapters.amp import AmpMetricsSource
-from ampscaler.model import MetricSpec, MetricTarget, MetricType, PrometheusSource, Rule, ScaleTargetRef
 from requests_aws4auth import AWS4Auth
 
+from ampscaler.adapters.amp import AmpMetricsSource
+from ampscaler.model import MetricSpec, MetricTarget, MetricType, PrometheusSource, Rule, ScaleTargetRef
 from devstack.backfill import backfill
 from devstack.prometheus import free_port
 from devstack.sigv4_proxy import Fault

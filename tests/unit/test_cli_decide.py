@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ampscaler.cli.main import main
 from ampscaler.contract import decide_document, dumps
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from ampscaler.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 import referencing
+
 from ampscaler.contract import (
     OUTPUT_FIELDS,
     DecideInput,

@@ -22,6 +22,7 @@ from pathlib import Path
 import boto3
 import botocore.session
 import pytest
+
 from ampscaler.rule import parse_rule
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from ampscaler.errors import RuleInvalidError
 from ampscaler.model import Behavior, ScalingPolicy, ScalingRules
 from ampscaler.rule import (

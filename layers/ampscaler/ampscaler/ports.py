@@ -64,7 +64,9 @@ class MetricsSource(Protocol):
         """Evaluate ``spec.query`` at unix time ``at``; failures come back as ``error``, not raised."""
         ...
 
-    def observe_with_stats(self, rule: Rule, spec: MetricSpec, at: float, deadline: float) -> MeasuredObservation:
+    def observe_with_stats(
+        self, rule: Rule, spec: MetricSpec, at: float, deadline: float
+    ) -> MeasuredObservation:
         """Like ``observe``, plus the query's cost."""
         ...
 

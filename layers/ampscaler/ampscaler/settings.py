@@ -78,7 +78,9 @@ class Settings:
         number("DEADLINE_MARGIN_SECONDS", "deadline_margin_seconds", float, 0)
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.shard_index >= settings.shard_count:
-            errors.append(f"SHARD_INDEX={settings.shard_index}: must be below SHARD_COUNT={settings.shard_count}")
+            errors.append(
+                f"SHARD_INDEX={settings.shard_index}: must be below SHARD_COUNT={settings.shard_count}"
+            )
         if not settings.rule_prefix.startswith("/") or not settings.rule_prefix.endswith("/"):
             errors.append(f"RULE_PREFIX={settings.rule_prefix!r}: must start and end with '/'")
         if errors:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from ampscaler.adapters.amp import (
     AmpMetricsSource,
     QueryTarget,

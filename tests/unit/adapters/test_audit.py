@@ -261,7 +261,9 @@ def test_evaluation_error_redacts_tokens_and_any_rule_has_no_rule_blob(
     assert blob_metrics(emf[0]) == {"EvaluationErrors": 1.0}
 
 
-def test_flush_writes_fleet_aggregates_and_shard_ticks_then_resets(capsys: pytest.CaptureFixture[str]) -> None:
+def test_flush_writes_fleet_aggregates_and_shard_ticks_then_resets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     sink = make_sink(shard=0)
     # "a": one metric failed and the rule is held at maxReplicas; "b": clean and in range.
     sink.decision(make_record(rule="a"), make_decision(), make_rule("a"))

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
+
 from ampscaler.engine.behavior import (
     NormalizationArg,
     calculate_scale_down_limit_with_behaviors,
@@ -19,7 +20,6 @@ from ampscaler.engine.behavior import (
 )
 from ampscaler.engine.types import Recommendation, ScaleEvent
 from ampscaler.model import ScalingPolicy, ScalingRules
-
 from tests.unit.engine.builders import behavior, policy, scale_down_rules, scale_up_rules
 
 NOW = 1_700_000_000.0

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
+
 from ampscaler.engine import decide
 from ampscaler.engine.types import (
     ControllerConfig,
@@ -18,7 +19,6 @@ from ampscaler.engine.types import (
     ScaleEvent,
 )
 from ampscaler.model import Fallback, Rule
-
 from tests.unit.engine.builders import (
     behavior,
     failed,

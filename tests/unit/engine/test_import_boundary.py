@@ -5,8 +5,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import ampscaler.engine
 import pytest
+
+import ampscaler.engine
 
 ENGINE_DIR = Path(ampscaler.engine.__file__).parent
 ALLOWED_STDLIB = {

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ampscaler.engine import decide
 from ampscaler.engine.types import (
     EngineState,
@@ -14,9 +17,6 @@ from ampscaler.engine.types import (
     ScaleEvent,
 )
 from ampscaler.model import Fallback, Rule
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from tests.unit.engine.builders import behavior, metric, observe, rule, scale_down_rules, scale_up_rules
 
 NOW = 1_700_000_000.0

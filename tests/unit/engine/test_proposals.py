@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+
 from ampscaler.engine.pods import (
     NO_METRICS_ERROR,
     NO_PODS_ERROR,
@@ -16,7 +17,6 @@ from ampscaler.engine.pods import (
 from ampscaler.engine.proposals import compute_replicas_for_metric, resolve_tolerances
 from ampscaler.engine.types import ControllerConfig, MetricObservation, PodInfo, PodPhase
 from ampscaler.model import MetricType, TargetType
-
 from tests.unit.engine.builders import (
     behavior,
     metric,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from ampscaler.importers import AdapterConfig, load_adapter_config
 
+from ampscaler.importers import AdapterConfig, load_adapter_config
 from tests.unit.importers.support import fixture_text
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from ampscaler.importers import ImportInputError, load_adapter_config
 from ampscaler.importers.adapter import (
     AdapterConfig,
@@ -22,7 +23,6 @@ from ampscaler.importers.adapter import (
     series_for_metric,
 )
 from ampscaler.importers.common import selector_requirements
-
 from tests.unit.importers.support import fixture_text
 
 BARE_WALKTHROUGH = """

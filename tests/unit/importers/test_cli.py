@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from ampscaler.cli import importer
 
+from ampscaler.cli import importer
 from tests.unit.importers.support import FIXTURES, assert_valid_rule
 
 

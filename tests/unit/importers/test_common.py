@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ampscaler.importers.common import parse_quantity, unique_metric_name
 
 

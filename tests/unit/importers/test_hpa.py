@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from ampscaler.importers import AdapterConfig, import_manifests, load_manifests
 
+from ampscaler.importers import AdapterConfig, import_manifests, load_manifests
 from tests.unit.importers.support import assert_valid_rule, by_name, fixture_text, problems
 
 RESOURCE_CPU = (

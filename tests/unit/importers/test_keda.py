@@ -6,8 +6,8 @@ import copy
 from typing import Any
 
 import pytest
-from ampscaler.importers import import_manifests, load_manifests
 
+from ampscaler.importers import import_manifests, load_manifests
 from tests.unit.importers.support import assert_valid_rule, by_name, fixture_text, problems
 
 IN_CLUSTER_NOTE = (

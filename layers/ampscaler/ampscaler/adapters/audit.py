@@ -134,7 +134,8 @@ class PowertoolsAuditSink:
                 per_metric["MetricValue"] = (result.current, MetricUnit.NoUnit.value)
             self._emit({DIMENSION_RULE: name, DIMENSION_METRIC: result.name}, per_metric)
         at_max = any(
-            c.type == "ScalingLimited" and c.status and c.reason == "TooManyReplicas" for c in decision.conditions
+            c.type == "ScalingLimited" and c.status and c.reason == "TooManyReplicas"
+            for c in decision.conditions
         )
         with self._lock:
             self._rules_evaluated += 1
