@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -222,7 +223,9 @@ def test_rule_validator_reports_a_bad_edit_at_once(
     doc["metrics"][0]["target"]["averageValue"] = -3
     local_stack.put_rule("val/web", doc)
     handler = load_handler("rule_validator")
-    event = json.loads((__import__("pathlib").Path("events/parameter_store_change.json")).read_text())
+    event = json.loads(
+        (Path(__file__).resolve().parents[2] / "events" / "parameter_store_change.json").read_text()
+    )
     event["detail"]["name"] = "/ampscaler/rules/val/web"
 
     result = handler.lambda_handler(event, LambdaContext("validator-1"))

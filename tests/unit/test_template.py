@@ -234,6 +234,7 @@ def test_iam_scaler_role_grants_each_backend_on_its_own_arn(template: dict[str, 
     )
     assert sorted(statements["ReadRules"]["Action"]) == [
         "ssm:GetParameter",
+        "ssm:GetParameterHistory",
         "ssm:GetParameters",
         "ssm:GetParametersByPath",
     ]
