@@ -40,6 +40,7 @@ from ampscaler.model import (
     SelectPolicy,
     TargetType,
 )
+from ampscaler.quantity import parse_quantity
 
 # Upstream: MaxStabilizationWindowSeconds / MaxPeriodSeconds in pkg/apis/autoscaling/validation.
 MAX_STABILIZATION_WINDOW_SECONDS: Final = 3600
@@ -89,26 +90,6 @@ RULE_NAME_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 WORKSPACE_ID_RE: Final = re.compile(r"^ws-[0-9a-zA-Z-]+$")
 REGION_RE: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
 URL_RE: Final = re.compile(r"^https?://[^\s/]+(/\S*)?$")
-# Kubernetes resource.Quantity, to turn a pasted "500m" into a hint.
-_QUANTITY_RE: Final = re.compile(
-    r"^([+-]?[0-9]*\.?[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$"
-)
-_QUANTITY_SUFFIX: Final[Mapping[str, float]] = {
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Ki": 2.0**10,
-    "Mi": 2.0**20,
-    "Gi": 2.0**30,
-    "Ti": 2.0**40,
-    "Pi": 2.0**50,
-    "Ei": 2.0**60,
-}
-
 ROOT_FIELDS: Final = (
     "apiVersion",
     "name",
@@ -331,15 +312,10 @@ def _string_number_hint(value: object) -> str | None:
     """Hint for numbers written as strings, including Kubernetes quantities such as "500m"."""
     if not isinstance(value, str):
         return None
-    match = _QUANTITY_RE.match(value.strip())
-    if not match:
+    try:
+        number = parse_quantity(value)
+    except ValueError:
         return None
-    base = float(match.group(1))
-    suffix = match.group(2) or ""
-    if suffix[:1] in ("e", "E"):
-        number = base * 10.0 ** int(suffix[1:])
-    else:
-        number = base * _QUANTITY_SUFFIX.get(suffix, 1.0)
     return f"write a plain JSON number without quotes: {number:g}"
 
 

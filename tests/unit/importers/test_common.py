@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ampscaler.importers.common import parse_quantity, unique_metric_name
+from ampscaler.importers.common import unique_metric_name
+from ampscaler.quantity import parse_quantity
 
 
 @pytest.mark.parametrize(

@@ -26,10 +26,10 @@ from ampscaler.importers.common import (
     copy_behavior,
     item_ref,
     new_rule_document,
-    parse_quantity,
     target_document,
     unique_metric_name,
 )
+from ampscaler.quantity import parse_quantity
 
 HPA_KIND = "HorizontalPodAutoscaler"
 HPA_API_VERSIONS = ("autoscaling/v2", "autoscaling/v2beta2", "autoscaling/v2beta1", "autoscaling/v1")
