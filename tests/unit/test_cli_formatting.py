@@ -7,13 +7,14 @@ from dataclasses import dataclass
 import pytest
 
 from ampscaler.cli.formatting import (
+    TargetCell,
     age,
     format_number,
     format_targets,
     human_duration,
     metric_currents,
     render_table,
-    target_pairs,
+    target_cells,
     timestamp,
     unified_diff,
 )
@@ -86,33 +87,47 @@ def test_format_number_short_and_exact_enough(value: float | None, expected: str
     assert format_number(value) == expected
 
 
-def _spec(name: str, amount: float, kind: str = "AverageValue") -> MetricSpec:
+def _spec(
+    name: str, amount: float, metric_type: str = "Pods", target_type: str = "AverageValue"
+) -> MetricSpec:
     target = (
         MetricTarget("AverageValue", average_value=amount)
-        if kind == "AverageValue"
+        if target_type == "AverageValue"
         else MetricTarget("Value", value=amount)
     )
-    return MetricSpec(name=name, type="Pods", query="q", target=target)
+    return MetricSpec(name=name, type=metric_type, query="q", target=target)  # type: ignore[arg-type]
 
 
 def test_targets_current_over_target_with_unknown_for_missing_values() -> None:
-    specs = [_spec("rps", 10), _spec("queue", 40, "Value")]
+    specs = [_spec("rps", 10), _spec("queue", 40, "External", "Value")]
     decision = {"metrics": [{"name": "rps", "current": 12.5}, {"name": "queue", "current": None}]}
 
-    pairs = target_pairs(specs, metric_currents(decision))
+    cells = target_cells(specs, metric_currents(decision))
 
-    assert pairs == [("rps", 12.5, 10.0), ("queue", None, 40.0)]
-    assert format_targets(pairs) == "12.5/10, <unknown>/40"
+    assert cells == [TargetCell("rps", 12.5, 10.0), TargetCell("queue", None, 40.0)]
+    assert format_targets(cells) == "12.5/10, <unknown>/40"
+
+
+def test_targets_mark_object_and_external_average_values_avg_like_kubectl() -> None:
+    specs = [_spec("backlog", 40, "External"), _spec("lag", 5, "Object"), _spec("rps", 10, "Pods")]
+    cells = target_cells(specs, {"backlog": 65.0, "lag": 1.5})
+    assert [c.average for c in cells] == [True, True, False]
+    assert format_targets(cells, shown=3) == "65/40 (avg), 1.5/5 (avg), <unknown>/10"
 
 
 def test_targets_without_a_decision_are_all_unknown() -> None:
-    pairs = target_pairs([_spec("rps", 10)], metric_currents(None))
-    assert format_targets(pairs) == "<unknown>/10"
+    cells = target_cells([_spec("rps", 10)], metric_currents(None))
+    assert format_targets(cells) == "<unknown>/10"
 
 
 def test_targets_show_two_metrics_then_count_the_rest_like_kubectl() -> None:
-    pairs = [("a", 1.0, 2.0), ("b", 3.0, 4.0), ("c", None, 5.0), ("d", None, 6.0)]
-    assert format_targets(pairs) == "1/2, 3/4 + 2 more..."
+    cells = [
+        TargetCell("a", 1.0, 2.0),
+        TargetCell("b", 3.0, 4.0),
+        TargetCell("c", None, 5.0),
+        TargetCell("d", None, 6.0),
+    ]
+    assert format_targets(cells) == "1/2, 3/4 + 2 more..."
     assert format_targets([]) == "<none>"
 
 

@@ -21,6 +21,10 @@ COMMAND_MODULES: list[str] = [
     "ampscaler.cli.decide",
     "ampscaler.cli.importer",
     "ampscaler.cli.backtest",
+    "ampscaler.cli.push",
+    "ampscaler.cli.get",
+    "ampscaler.cli.describe",
+    "ampscaler.cli.explain",
 ]
 
 OUTPUT_FORMATS = ("table", "json")
