@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+import boto3
 from aws_lambda_powertools import Logger
 
 from ampscaler.adapters.amp import AmpMetricsSource
@@ -77,15 +78,53 @@ def cluster_endpoints_from_env(raw: str | None) -> dict[str, EksClusterInfo]:
     return result
 
 
-def cluster_resolver(static: Mapping[str, EksClusterInfo]) -> Callable[[str], EksClusterInfo]:
+def cluster_resolver(
+    static: Mapping[str, EksClusterInfo], eks_client: Any = None
+) -> Callable[[str], EksClusterInfo]:
     """Resolve a cluster from ``static`` first, then through cached ``eks:DescribeCluster``."""
-    eks = EksClusterResolver()
+    eks = EksClusterResolver(eks_client)
 
     def resolve(name: str) -> EksClusterInfo:
         found = static.get(name)
         return found if found is not None else eks.describe_cluster(name)
 
     return resolve
+
+
+def metrics_source(settings: Settings, region: str, session: boto3.Session | None = None) -> AmpMetricsSource:
+    """The AMP query adapter for ``settings`` (workspace, region, timeouts)."""
+    return AmpMetricsSource(
+        workspace_id=settings.amp_workspace_id,
+        region=settings.amp_region or region,
+        session=session,
+        connect_timeout_seconds=settings.query_connect_timeout_seconds,
+        read_timeout_seconds=settings.query_read_timeout_seconds,
+    )
+
+
+def scale_target(
+    settings: Settings,
+    region: str,
+    *,
+    session: boto3.Session | None = None,
+    env: Mapping[str, str] | None = None,
+    principal: str | None = None,
+    pool_maxsize: int | None = None,
+) -> EksScaleTarget:
+    """The Kubernetes adapter: IAM-derived tokens, clusters from ``CLUSTER_ENDPOINTS`` or EKS."""
+    source = os.environ if env is None else env
+    credentials = session.get_credentials() if session is not None else None
+    return EksScaleTarget(
+        EksTokenProvider(region, credentials=credentials),
+        cluster_resolver(
+            cluster_endpoints_from_env(source.get("CLUSTER_ENDPOINTS")),
+            session.client("eks") if session is not None else None,
+        ),
+        principal=principal,
+        connect_timeout_seconds=settings.query_connect_timeout_seconds,
+        read_timeout_seconds=settings.query_read_timeout_seconds,
+        pool_maxsize=pool_maxsize or settings.max_concurrency,
+    )
 
 
 @dataclass(frozen=True)
@@ -127,17 +166,8 @@ def build_runtime(
             cache_seconds=settings.rule_cache_seconds,
             default_cluster=settings.cluster_name,
         ),
-        metrics=AmpMetricsSource(
-            workspace_id=settings.amp_workspace_id,
-            region=settings.amp_region or region,
-            connect_timeout_seconds=settings.query_connect_timeout_seconds,
-            read_timeout_seconds=settings.query_read_timeout_seconds,
-        ),
-        targets=EksScaleTarget(
-            EksTokenProvider(region),
-            cluster_resolver(cluster_endpoints_from_env(source.get("CLUSTER_ENDPOINTS"))),
-            pool_maxsize=settings.max_concurrency,
-        ),
+        metrics=metrics_source(settings, region),
+        targets=scale_target(settings, region, env=source),
         state=DynamoDbStateStore(settings.state_table),
         audit=audit,
     )

@@ -411,6 +411,7 @@ class Ticker:
                     "action": decision.action,
                     "mode": mode,
                     "patched": patched,
+                    "fallbackActive": decision.fallback_active,
                     "reason": decision.reason,
                     "metrics": output.get("metrics", []),
                     "conditions": output.get("conditions", []),

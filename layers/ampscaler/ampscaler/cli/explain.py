@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -14,7 +13,6 @@ from typing import Any, TextIO
 
 from ampscaler import contract
 from ampscaler.adapters.amp import AmpMetricsSource
-from ampscaler.adapters.eks_token import EksClusterResolver, EksTokenProvider
 from ampscaler.adapters.kube import EksScaleTarget
 from ampscaler.adapters.state_dynamodb import DynamoDbStateStore
 from ampscaler.cli.common import (
@@ -23,7 +21,6 @@ from ampscaler.cli.common import (
     add_prefix_option,
     add_table_option,
     aws_session,
-    client,
     fail,
     rule_store,
     state_store,
@@ -35,7 +32,7 @@ from ampscaler.errors import AmpscalerError, RuleInvalidError
 from ampscaler.model import PrometheusSource, Rule
 from ampscaler.ports import MeasuredObservation, MetricsSource, ScaleReading, ScaleTarget
 from ampscaler.rule import load_rule_file
-from ampscaler.runtime import cluster_endpoints_from_env
+from ampscaler.runtime import metrics_source, scale_target
 from ampscaler.settings import Settings
 from ampscaler.tick import build_decide_input, needs_pods
 
@@ -405,33 +402,20 @@ def _compose(
         raise CommandError("no AWS region: pass --region or set AWS_REGION / a profile region")
     if getattr(args, "url", None):
         rule = replace(rule, prometheus=PrometheusSource(url=args.url))
-    metrics = AmpMetricsSource(
-        workspace_id=getattr(args, "workspace_id", None) or settings.amp_workspace_id,
-        region=settings.amp_region or region,
-        session=session,
-        connect_timeout_seconds=settings.query_connect_timeout_seconds,
-        read_timeout_seconds=settings.query_read_timeout_seconds,
-    )
+    if getattr(args, "workspace_id", None):
+        settings = replace(settings, amp_workspace_id=args.workspace_id)
+    metrics = metrics_source(settings, region, session)
     try:
         where = metrics.target_for(rule).description
     except AmpscalerError as exc:
         raise CommandError(f"{exc} (or pass --workspace-id / --url)") from exc
-    credentials = session.get_credentials()
-    if credentials is None:
+    if session.get_credentials() is None:
         raise CommandError("no AWS credentials found (standard chain, --profile) to sign the EKS token")
-    static = cluster_endpoints_from_env(os.environ.get("CLUSTER_ENDPOINTS"))
-    eks = EksClusterResolver(client(session, "eks"))
-
-    def resolve(name: str) -> Any:
-        found = static.get(name)
-        return found if found is not None else eks.describe_cluster(name)
-
-    targets = EksScaleTarget(
-        EksTokenProvider(region, credentials=credentials),
-        resolve,
+    targets = scale_target(
+        settings,
+        region,
+        session=session,
         principal="your AWS identity (the CLI's credentials)",
-        connect_timeout_seconds=settings.query_connect_timeout_seconds,
-        read_timeout_seconds=settings.query_read_timeout_seconds,
         pool_maxsize=1,
     )
     return rule, metrics, targets, where
