@@ -95,6 +95,10 @@ class RuleView:
         rule = self.rule
         if rule is None or rule.fallback is None or self.record is None:
             return False
+        recorded = (self.last_decision or {}).get("fallbackActive")
+        if isinstance(recorded, bool):
+            return recorded
+        # Items written before the tick recorded the flag: infer it from the failure count.
         engine = self.record.state.engine
         if engine is not None and engine.consecutive_failures > rule.fallback.failure_threshold:
             return True
