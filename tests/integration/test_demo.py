@@ -1,0 +1,179 @@
+"""``python -m devstack.demo`` as ``make demo`` runs it: a real subprocess with real Prometheus and moto
+children; it must scale, write a replayable decision log and a PNG, and leave no process behind,
+whether it finishes or is stopped by SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ampscaler import contract
+from ampscaler.cli.main import main as ampscaler_main
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TICK_LINE = re.compile(r"^\d\d:\d\d +\d")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _process_table() -> dict[int, tuple[int, str, str]]:
+    """pid -> (ppid, state, cmdline) for every process visible in /proc."""
+    table: dict[int, tuple[int, str, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue  # exited while we looked
+        # The command name in parentheses may contain spaces; the fields after it do not.
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        table[int(entry.name)] = (int(ppid), state, cmdline)
+    return table
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """Every live descendant of ``root``: pid -> cmdline."""
+    table = _process_table()
+    found: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _state, cmdline) in table.items():
+            if ppid == parent and pid not in found:
+                found[pid] = cmdline
+                frontier.append(pid)
+    return found
+
+
+def _still_running(processes: dict[int, str]) -> dict[int, str]:
+    """Those of ``processes`` that still exist with the same command line and are not zombies."""
+    table = _process_table()
+    return {
+        pid: cmdline
+        for pid, cmdline in processes.items()
+        if pid in table and table[pid][2] == cmdline and table[pid][1] != "Z"
+    }
+
+
+class DemoProcess:
+    """The demo as a child process; collects its output lines and every descendant it started."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "devstack.demo", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.first_tick = threading.Event()
+        self.children: dict[int, str] = {}
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._watcher.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if TICK_LINE.match(line):
+                self.first_tick.set()
+
+    def _watch(self) -> None:
+        while self.process.poll() is None:
+            self.children.update(_descendants(self.process.pid))
+            time.sleep(0.2)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            pytest.fail("demo did not exit in time; output:\n" + self.output)
+        self._reader.join(5)
+        self._watcher.join(5)
+        return code
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def assert_left_nothing_running(self) -> None:
+        commands = " ".join(self.children.values())
+        # The watcher saw the real components, so an empty "still running" set means something.
+        assert "prometheus" in commands and "devstack.moto" in commands, self.children
+        assert _still_running(self.children) == {}
+
+
+def test_demo_short_run_scales_up_writes_replayable_log_and_png_and_stops_everything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo-output"
+    demo = DemoProcess("--duration", "40", "--out", str(out))
+
+    code = demo.wait(timeout=120)
+
+    assert code == 0, demo.output
+    text = demo.output
+    events = re.search(r"scale events +(\d+) \((\d+) up, (\d+) down\)", text)
+    assert events is not None, text
+    assert int(events.group(2)) >= 1, text
+    peak = re.search(r"peak replicas +(\d+)", text)
+    assert peak is not None and int(peak.group(1)) > 1, text
+    assert any(TICK_LINE.match(line) and "(scaled)" in line for line in demo.lines), text
+
+    png = (out / "demo.png").read_bytes()
+    assert png.startswith(PNG_SIGNATURE) and png[12:16] == b"IHDR"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert width > 100 and height > 100
+
+    records = [json.loads(line) for line in (out / "decisions.jsonl").read_text().splitlines()]
+    assert len(records) >= 6, "one decision per 5 s tick over 40 s"
+    assert all(r["event"] == "decision" and r["rule"] == "demo/web" for r in records)
+    assert any(r["patched"] and r["to"] > r["from"] for r in records)
+    assert f"{len(records)} decisions replayed byte-for-byte" in text
+    # Every logged record replays through the `ampscaler decide` command to its logged output.
+    capsys.readouterr()
+    for i, record in enumerate(records):
+        path = tmp_path / f"input-{i}.json"
+        path.write_text(json.dumps(record["input"]))
+        assert ampscaler_main(["decide", "--input", str(path)]) == 0
+        assert capsys.readouterr().out.strip() == contract.dumps(record["output"])
+
+    demo.assert_left_nothing_running()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_demo_signal_after_first_tick_exits_quickly_and_stops_everything(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    demo = DemoProcess("--out", str(tmp_path / "demo-output"))
+    if not demo.first_tick.wait(timeout=60):
+        demo.process.kill()
+        demo.wait(timeout=10)
+        pytest.fail("no tick line within 60 s; output:\n" + demo.output)
+
+    os.kill(demo.process.pid, signum)
+    sent = time.monotonic()
+    code = demo.wait(timeout=15)
+
+    assert time.monotonic() - sent < 10, demo.output
+    assert code == 128 + signum, demo.output
+    assert "interrupted" in demo.output
+    assert "Traceback" not in demo.output
+    demo.assert_left_nothing_running()
