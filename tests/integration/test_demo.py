@@ -95,7 +95,11 @@ class DemoProcess:
 
     def _watch(self) -> None:
         while self.process.poll() is None:
-            self.children.update(_descendants(self.process.pid))
+            for pid, cmdline in _descendants(self.process.pid).items():
+                # A process that is exiting (a zombie) shows an empty command line; keep the
+                # one seen while it ran.
+                if cmdline:
+                    self.children.setdefault(pid, cmdline)
             time.sleep(0.2)
 
     def wait(self, timeout: float) -> int:
