@@ -235,3 +235,32 @@ def test_rule_validator_reports_a_bad_edit_at_once(
     records = log_records(capsys.readouterr().out)
     assert any(r.get("event") == "ruleInvalid" for r in records)
     assert any("RuleInvalid" in r for r in records if "_aws" in r)
+
+
+@pytest.mark.parametrize(
+    ("parameter", "operation", "status"),
+    [
+        ("/ampscaler/rules/val/ok", "Update", "valid"),
+        ("/ampscaler/rules/val/ok", "Delete", "deleted"),
+        ("/other/app/setting", "Update", "ignored"),
+    ],
+)
+def test_rule_validator_verdicts(
+    local_stack: LocalStack,
+    stack_env: Callable[..., dict[str, str]],
+    parameter: str,
+    operation: str,
+    status: str,
+) -> None:
+    stack_env()
+    local_stack.put_rule("val/ok", rule_doc("val", "ok", "x"))
+    handler = load_handler("rule_validator")
+    event = json.loads(
+        (Path(__file__).resolve().parents[2] / "events" / "parameter_store_change.json").read_text()
+    )
+    event["detail"].update(name=parameter, operation=operation)
+
+    result = handler.lambda_handler(event, LambdaContext("validator-2"))
+
+    assert result["status"] == status
+    assert result["errors"] == []
