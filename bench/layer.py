@@ -1,0 +1,400 @@
+"""Layer size and import time from the ``sam build`` artifact, and the monthly cost at the defaults.
+
+``sam build`` (python3.13/arm64, no Docker, as tests/unit/test_template.py runs it) builds the
+artifacts into a temporary directory. The layer's unzipped size is the tree size of
+``AmpscalerLayer``; Lambda's limit is 250 MB unzipped for function + layers, the project's target
+50 MB. The handler's import time is measured in a fresh ``python3.13 -I -S`` whose ``sys.path`` is
+the built function, the built layer and only boto3/botocore/s3transfer (the runtime's own), against
+``import boto3; boto3.client("ssm")`` in the same setting.
+
+The cost estimate uses figures measured in this run (tick duration, bytes per decision record,
+EMF metrics per rule, state item size, QuerySamplesProcessed from ``stats=all``) and published
+us-east-1 prices stated in ``PRICES``; the arithmetic is written out in BENCHMARKS.md.
+
+Run alone: ``.venv/bin/python -m bench.layer [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.run_all import REPO, Figure, RunContext, log, median
+
+SAM = REPO / ".venv-sam" / "bin" / "sam"
+PYENV_VERSION = "3.11.7:3.12.1:3.13.0"
+LAYER_TARGET_BYTES = 50 * 1024 * 1024
+
+# us-east-1 on-demand list prices used by the estimate (free tiers ignored).
+PRICES: dict[str, float] = {
+    "lambda_arm_gb_second": 0.0000133334,  # Lambda arm64 duration, first 7.5 billion GB-s
+    "lambda_request": 0.20 / 1e6,  # per request
+    "amp_query_sample": 0.10 / 1e9,  # AMP: $0.10 per billion query samples processed
+    "dynamodb_wru": 0.625 / 1e6,  # DynamoDB on-demand write request unit (since Nov 2024)
+    "logs_ingest_gb": 0.50,  # CloudWatch Logs standard ingestion per GB
+    "cloudwatch_metric_month": 0.30,  # custom metric per month (first 10,000; EMF creates them)
+    "m7g_large_hour": 0.0816,  # m7g.large on-demand (2 vCPU, 8 GiB)
+}
+# The instance price split half to its 2 vCPUs and half to its 8 GiB (an assumption, stated).
+VCPU_HOUR = PRICES["m7g_large_hour"] / 2 / 2
+GIB_HOUR = PRICES["m7g_large_hour"] / 2 / 8
+HOURS_PER_MONTH = 730.0
+
+# In-cluster alternatives: pods at their charts' default requests (millicores, MiB).
+ALTERNATIVES: dict[str, list[tuple[str, int, int, str]]] = {
+    "KEDA + SigV4 proxy": [
+        ("keda-operator", 100, 100, "kedacore/charts keda/values.yaml resources.operator.requests"),
+        ("keda-operator-metrics-apiserver", 100, 100, "keda/values.yaml resources.metricServer.requests"),
+        ("keda-admission-webhooks", 10, 10, "keda/values.yaml resources.webhooks.requests"),
+        ("aws-sigv4-proxy", 100, 128, "AWS's KEDA/AMP sample sets none; assumed as the adapter's suggested"),
+    ],
+    "Prometheus Adapter + SigV4 proxy": [
+        (
+            "prometheus-adapter",
+            100,
+            128,
+            "prometheus-community chart: resources {} (none); its commented suggestion",
+        ),
+        ("aws-sigv4-proxy", 100, 128, "none set; assumed as above"),
+    ],
+}
+
+
+def tool_env() -> dict[str, str]:
+    """sam needs a region, no credentials, no telemetry, and python3.13 on PATH (pyenv)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "SAM_CLI_TELEMETRY": "0",
+        "PYENV_VERSION": PYENV_VERSION,
+    }
+    return env
+
+
+def tree_size(root: Path) -> int:
+    """Bytes of every regular file under ``root`` (the unzipped size)."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def sam_build(build_dir: Path, cache_dir: Path) -> None:
+    """``sam build`` the template into ``build_dir``."""
+    if not SAM.exists():
+        raise RuntimeError(f"{SAM} missing: run scripts/bootstrap.sh (it installs aws-sam-cli in .venv-sam)")
+    result = subprocess.run(
+        [str(SAM), "build", "--template-file", str(REPO / "template.yaml"), "--build-dir", str(build_dir),
+         "--cache-dir", str(cache_dir)],
+        capture_output=True, text=True, env=tool_env(), cwd=REPO, timeout=900,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"sam build failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+
+def runtime_stand_in(directory: Path) -> Path:
+    """A directory holding only boto3, botocore and s3transfer (what the Lambda runtime provides)."""
+    import boto3
+    import botocore
+    import s3transfer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for module in (boto3, botocore, s3transfer):
+        assert module.__file__ is not None
+        link = directory / module.__name__
+        if not link.exists():
+            link.symlink_to(Path(module.__file__).parent)
+    return directory
+
+
+IMPORT_CODE = """
+import sys, time
+sys.path[:0] = {paths!r}
+t0 = time.perf_counter()
+{body}
+print(time.perf_counter() - t0)
+"""
+
+
+def artifact_import_seconds(python: str, paths: Sequence[str], body: str) -> float:
+    """Seconds of ``body`` in a fresh ``python -I -S`` whose path is only ``paths``."""
+    code = IMPORT_CODE.format(paths=list(paths), body=textwrap.dedent(body))
+    env = tool_env() | {"AWS_REGION": "us-east-1"}
+    result = subprocess.run(
+        [python, "-I", "-S", "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"import from the artifact failed: {result.stderr[-2000:]}")
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+# -- cost (pure arithmetic; tested in tests/unit/test_bench_report.py) -----------------------------
+
+
+@dataclass(frozen=True)
+class CostInputs:
+    """Measured quantities the monthly estimate is built from."""
+
+    rules: int
+    tick_seconds: float
+    decision_bytes_per_record: float
+    emf_bytes_per_evaluation: float
+    metrics_per_rule: float
+    function_level_metrics: int
+    state_item_bytes: int
+    samples_per_query: int
+    interval_seconds: int = 15
+    schedule_seconds: int = 60
+    memory_mb: int = 256
+    metrics_per_rule_queries: int = 1
+
+
+def pod_cost(millicores: int, mib: int) -> float:
+    """Monthly cost of one pod's requests at VCPU_HOUR / GIB_HOUR."""
+    return (millicores / 1000 * VCPU_HOUR + mib / 1024 * GIB_HOUR) * HOURS_PER_MONTH
+
+
+def estimate_cost(inputs: CostInputs) -> tuple[float, list[tuple[str, str, float]]]:
+    """Monthly cost of one shard at the defaults: total and (item, arithmetic, dollars) lines."""
+    p = PRICES
+    invocations = HOURS_PER_MONTH * 3600 / inputs.schedule_seconds
+    slots = inputs.schedule_seconds // inputs.interval_seconds
+    # An invocation serves every slot until the next: it starts at the first slot and ends when
+    # the last slot's tick ends; the sleeps between slots are billed too.
+    billed_s = (slots - 1) * inputs.interval_seconds + inputs.tick_seconds
+    gb = inputs.memory_mb / 1024
+    evaluations = invocations * slots * inputs.rules
+    wru_per_write = max(1, math.ceil(inputs.state_item_bytes / 1024))
+    log_bytes = evaluations * (inputs.decision_bytes_per_record + inputs.emf_bytes_per_evaluation)
+    metrics = inputs.rules * inputs.metrics_per_rule + inputs.function_level_metrics
+    samples = evaluations * inputs.metrics_per_rule_queries * inputs.samples_per_query
+    lines = [
+        (
+            "Lambda duration",
+            f"{invocations:,.0f} invocations × ({slots - 1} × {inputs.interval_seconds} s + tick {inputs.tick_seconds:.3f} s) "
+            f"× {gb:g} GB × ${p['lambda_arm_gb_second']:.10f}/GB-s",
+            invocations * billed_s * gb * p["lambda_arm_gb_second"],
+        ),
+        ("Lambda requests", f"{invocations:,.0f} × $0.20/million", invocations * p["lambda_request"]),
+        (
+            "AMP query samples",
+            f"{evaluations:,.0f} evaluations × {inputs.samples_per_query} samples (stats=all) × $0.10/billion",
+            samples * p["amp_query_sample"],
+        ),
+        (
+            "DynamoDB writes",
+            f"{evaluations:,.0f} evaluations × 2 UpdateItem × {wru_per_write} WRU ({inputs.state_item_bytes} B item) × $0.625/million",
+            evaluations * 2 * wru_per_write * p["dynamodb_wru"],
+        ),
+        (
+            "CloudWatch Logs ingestion",
+            f"{evaluations:,.0f} × ({inputs.decision_bytes_per_record:,.0f} B decision record + "
+            f"{inputs.emf_bytes_per_evaluation:,.0f} B EMF) = {log_bytes / 2**30:,.2f} GB × $0.50/GB",
+            log_bytes / 2**30 * p["logs_ingest_gb"],
+        ),
+        (
+            "CloudWatch custom metrics (EMF)",
+            f"({inputs.rules} rules × {inputs.metrics_per_rule:g} + {inputs.function_level_metrics} function-level) "
+            f"= {metrics:g} metrics × $0.30/month",
+            metrics * p["cloudwatch_metric_month"],
+        ),
+    ]
+    return sum(line[2] for line in lines), lines
+
+
+def alternative_cost(name: str) -> tuple[float, list[tuple[str, str, float]]]:
+    """Monthly cost of one in-cluster alternative's pods at their default requests."""
+    lines = [
+        (
+            pod,
+            f"{cpu}m × ${VCPU_HOUR:.4f}/vCPU-h + {mib} MiB × ${GIB_HOUR:.4f}/GiB-h, × 730 h ({source})",
+            pod_cost(cpu, mib),
+        )
+        for pod, cpu, mib, source in ALTERNATIVES[name]
+    ]
+    return sum(line[2] for line in lines), lines
+
+
+def cost_section(
+    by_rules: Mapping[int, tuple[float, list[tuple[str, str, float]]]], invocation_note: str
+) -> str:
+    """The markdown section with every line of the arithmetic."""
+    out = [
+        "Prices (us-east-1, on demand, free tiers ignored): Lambda arm64 $0.0000133334/GB-s and $0.20 per "
+        "million requests; AMP $0.10 per billion query samples processed; DynamoDB on-demand $0.625 per "
+        "million WRU; CloudWatch Logs $0.50/GB ingested; CloudWatch custom metrics $0.30/metric-month; "
+        f"m7g.large $0.0816/h split half to its 2 vCPUs and half to its 8 GiB: ${VCPU_HOUR:.4f}/vCPU-h, "
+        f"${GIB_HOUR:.4f}/GiB-h. One shard, 60 s schedule, 15 s interval, 256 MB, 730 h/month.",
+        "",
+        invocation_note,
+        "",
+    ]
+    for rules, (total, lines) in by_rules.items():
+        out += [
+            f"**ampscaler, {rules} rules: ${total:,.2f}/month**",
+            "",
+            "| Item | Arithmetic | $/month |",
+            "|---|---|---|",
+        ]
+        out += [f"| {item} | {how} | {value:,.4f} |" for item, how, value in lines]
+        out.append("")
+    for name in ALTERNATIVES:
+        total, lines = alternative_cost(name)
+        out += [
+            f"**{name}: ${total:,.2f}/month** (pods only, any number of rules)",
+            "",
+            "| Pod | Arithmetic | $/month |",
+            "|---|---|---|",
+        ]
+        out += [f"| {item} | {how} | {value:,.2f} |" for item, how, value in lines]
+        out.append("")
+    out.append(
+        "The AMP query cost is of the same order for all three (each evaluates its queries about every "
+        "15 s) and is listed for ampscaler only. The in-cluster figures count requests, not what the pods "
+        "actually use, and one replica each (no HA)."
+    )
+    return "\n".join(out)
+
+
+def run(ctx: RunContext) -> list[Figure]:
+    """Layer size and artifact import time vs boto3, and the monthly cost vs KEDA's pods."""
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="ampscaler-bench-sam-") as tmp:
+        build = Path(tmp) / "build"
+        log("layer: sam build")
+        sam_build(build, Path(tmp) / "cache")
+        layer_bytes = tree_size(build / "AmpscalerLayer")
+        function_bytes = tree_size(build / "ScalerFunction")
+        runtime = runtime_stand_in(Path(tmp) / "runtime")
+        python = shutil.which("python3.13", path=tool_env()["PATH"])
+        if python is None:
+            raise RuntimeError("python3.13 must be on PATH (pyenv with PYENV_VERSION=" + PYENV_VERSION + ")")
+        paths = [str(build / "ScalerFunction"), str(build / "AmpscalerLayer" / "python"), str(runtime)]
+        n = 3 if ctx.quick else 7
+        handler_s: list[float] = []
+        baseline_s: list[float] = []
+        for _ in range(n + 1):
+            handler_s.append(artifact_import_seconds(python, paths, "import app"))
+            baseline_s.append(artifact_import_seconds(python, paths, 'import boto3\nboto3.client("ssm")'))
+        handler_s, baseline_s = handler_s[1:], baseline_s[1:]  # the first pair warms the page cache
+    boto3_bytes = tree_size(runtime_package_root("botocore")) + tree_size(runtime_package_root("boto3"))
+    ctx.facts["layer"] = {
+        "layer_bytes": layer_bytes,
+        "scaler_function_bytes": function_bytes,
+        "handler_import_s": handler_s,
+        "boto3_baseline_s": baseline_s,
+    }
+    figures.append(
+        ctx.figure(
+            key="layer.size",
+            figure="Layer size unzipped",
+            value=float(layer_bytes),
+            unit="B",
+            baseline=float(boto3_bytes),
+            baseline_label="boto3 + botocore installed (what the runtime ships)",
+            how=f"`sam build` (python3.13/arm64) tree size of AmpscalerLayer; ScalerFunction code {function_bytes:,} B",
+            target="< 50 MB" + (" met" if layer_bytes < LAYER_TARGET_BYTES else " MISSED"),
+        )
+    )
+    figures.append(
+        ctx.figure(
+            key="layer.import",
+            figure="Handler import from the built artifact",
+            value=median(handler_s),
+            unit="s",
+            baseline=median(baseline_s),
+            baseline_label='`import boto3; boto3.client("ssm")`, same sys.path',
+            how=f"fresh `python3.13 -I -S`, sys.path = function + layer + runtime boto3 only, median of {n}",
+        )
+    )
+
+    inputs_doc = ctx.facts.get("cost_inputs")
+    if not isinstance(inputs_doc, dict):
+        from bench.tick import cost_inputs, fleet_of
+
+        log("layer: measuring the cost inputs (10-rule ticks)")
+        inputs_doc = cost_inputs(ctx, fleet_of(ctx))
+        ctx.facts["cost_inputs"] = inputs_doc
+    ticks = {int(k): float(v) for k, v in inputs_doc["tick_seconds"].items()}
+    by_rules: dict[int, tuple[float, list[tuple[str, str, float]]]] = {}
+    for rules in (10, 100):
+        tick_s = ticks.get(rules) or ticks[max(ticks)] * rules / max(ticks)
+        by_rules[rules] = estimate_cost(
+            CostInputs(
+                rules=rules,
+                tick_seconds=tick_s,
+                decision_bytes_per_record=float(inputs_doc["decision_bytes_per_record"]),
+                emf_bytes_per_evaluation=float(inputs_doc["emf_bytes_per_evaluation"]),
+                metrics_per_rule=float(inputs_doc["metrics_per_rule"]),
+                function_level_metrics=int(inputs_doc["function_level_metrics"]),
+                state_item_bytes=int(inputs_doc["state_item_bytes"]),
+                samples_per_query=int(inputs_doc["samples_per_query"]),
+            )
+        )
+    measured = (ctx.facts.get("cost_inputs_reaction") or {}).get("invocation_seconds")
+    note = (
+        "Billed duration per invocation = 3 × 15 s of sleeping between slots + the last tick "
+        "(the invocation starts with the first slot's tick and ends after the fourth)."
+        + (
+            f" Measured in this run's reaction benchmark (4 rules): {measured:.2f} s per invocation."
+            if measured
+            else ""
+        )
+    )
+    ctx.sections["Cost estimate (arithmetic)"] = cost_section(by_rules, note)
+    keda_total, _ = alternative_cost("KEDA + SigV4 proxy")
+    adapter_total, _ = alternative_cost("Prometheus Adapter + SigV4 proxy")
+    for rules, (total, lines) in by_rules.items():
+        without_metrics = total - lines[-1][2]
+        figures.append(
+            ctx.figure(
+                key=f"layer.cost_{rules}",
+                figure=f"Monthly cost, {rules} rules, 1 shard at the defaults",
+                value=total,
+                unit="USD/month",
+                baseline=keda_total,
+                baseline_label="KEDA + SigV4 proxy pods at default requests",
+                how=(
+                    f"arithmetic in 'Cost estimate' below; without the EMF custom metrics ${without_metrics:,.2f}; "
+                    f"Prometheus Adapter + proxy pods ${adapter_total:,.2f}"
+                ),
+            )
+        )
+    return figures
+
+
+def runtime_package_root(name: str) -> Path:
+    """The installed package directory of ``name``."""
+    module = __import__(name)
+    assert module.__file__ is not None
+    return Path(module.__file__).parent
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the layer/cost benchmark alone and print its figures as JSON lines."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    ctx = RunContext(quick=args.quick, date=dt.date.today().isoformat())
+    try:
+        for f in run(ctx):
+            print(json.dumps(f.to_json()))
+        for title, body in ctx.sections.items():
+            print(f"## {title}\n\n{body}")
+    finally:
+        ctx.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
