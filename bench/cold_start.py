@@ -12,8 +12,6 @@ Run alone: ``.venv/bin/python -m bench.cold_start [--quick]``.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
 import os
 import subprocess
@@ -21,7 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.run_all import REPO, Figure, RunContext, log, median
+from bench.run_all import REPO, Figure, RunContext, log, median, standalone_main
 
 PREFIX = "/ampscaler/coldstart/"
 
@@ -150,16 +148,7 @@ def run(ctx: RunContext) -> list[Figure]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the cold-start benchmark alone and print its figure as a JSON line."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    ctx = RunContext(quick=args.quick, date=dt.date.today().isoformat())
-    try:
-        for f in run(ctx):
-            print(json.dumps(f.to_json()))
-    finally:
-        ctx.close()
-    return 0
+    return standalone_main(run, (__doc__ or "").splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,6 @@ Run alone: ``.venv/bin/python -m bench.layer [--quick]``.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import json
 import math
 import os
 import shutil
@@ -30,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.run_all import REPO, Figure, RunContext, log, median
+from bench.run_all import REPO, Figure, RunContext, log, median, standalone_main
 
 SAM = REPO / ".venv-sam" / "bin" / "sam"
 PYENV_VERSION = "3.11.7:3.12.1:3.13.0"
@@ -382,18 +379,7 @@ def runtime_package_root(name: str) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the layer/cost benchmark alone and print its figures as JSON lines."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    ctx = RunContext(quick=args.quick, date=dt.date.today().isoformat())
-    try:
-        for f in run(ctx):
-            print(json.dumps(f.to_json()))
-        for title, body in ctx.sections.items():
-            print(f"## {title}\n\n{body}")
-    finally:
-        ctx.close()
-    return 0
+    return standalone_main(run, (__doc__ or "").splitlines()[0], argv)
 
 
 if __name__ == "__main__":

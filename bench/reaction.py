@@ -20,9 +20,7 @@ Run alone: ``.venv/bin/python -m bench.reaction [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import datetime as dt
 import json
 import math
 import random
@@ -33,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bench.run_all import Figure, RunContext, log, median, percentile
+from bench.run_all import Figure, RunContext, log, median, percentile, standalone_main
 
 if TYPE_CHECKING:
     from devstack.stack import LocalStack
@@ -326,17 +324,7 @@ def run(ctx: RunContext) -> list[Figure]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the reaction benchmark alone and print its figures as JSON lines."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    ctx = RunContext(quick=args.quick, date=dt.date.today().isoformat())
-    try:
-        for f in run(ctx):
-            print(json.dumps(f.to_json()))
-        print(json.dumps(ctx.facts["reaction"]))
-    finally:
-        ctx.close()
-    return 0
+    return standalone_main(run, (__doc__ or "").splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -273,6 +273,22 @@ def log(message: str) -> None:
 # -- the benchmarks that already print a JSON line ----------------------------------------------
 
 
+def standalone_main(
+    run: Callable[[RunContext], Sequence[Figure]], description: str, argv: Sequence[str] | None = None
+) -> int:
+    """Entry point of one benchmark module run alone: its figures as JSON lines on stdout."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    ctx = RunContext(quick=args.quick, date=dt.date.today().isoformat())
+    try:
+        for f in run(ctx):
+            print(json.dumps(f.to_json()))
+    finally:
+        ctx.close()
+    return 0
+
+
 def _last_json_line(text: str) -> dict[str, Any]:
     for line in reversed(text.splitlines()):
         line = line.strip()

@@ -12,15 +12,12 @@ Run alone: ``.venv/bin/python -m bench.sharding [--quick]``.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import json
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from bench.run_all import Figure, RunContext, log, median
+from bench.run_all import Figure, RunContext, log, median, standalone_main
 from bench.tick import OUT, Fleet, Worker, fleet_of, next_slot, patched_deployments, ticker_worker
 
 
@@ -109,16 +106,7 @@ def run(ctx: RunContext) -> list[Figure]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sharding benchmark alone and print its figures as JSON lines."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    ctx = RunContext(quick=args.quick, date=dt.date.today().isoformat())
-    try:
-        for f in run(ctx):
-            print(json.dumps(f.to_json()))
-    finally:
-        ctx.close()
-    return 0
+    return standalone_main(run, (__doc__ or "").splitlines()[0], argv)
 
 
 if __name__ == "__main__":

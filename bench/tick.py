@@ -19,7 +19,6 @@ Run alone: ``.venv/bin/python -m bench.tick [--quick] [--rules 1,10,100]`` (prin
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.run_all import REPO, Figure, RunContext, log, median
+from bench.run_all import REPO, Figure, RunContext, log, median, standalone_main
 
 if TYPE_CHECKING:
     from devstack.stack import LocalStack
@@ -776,18 +775,7 @@ def realistic_samples_per_query(stack: LocalStack, pods: int = 3) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the tick benchmark alone and print its figures as JSON lines."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    import datetime as dt
-
-    ctx = RunContext(quick=args.quick, date=dt.date.today().isoformat())
-    try:
-        for f in run(ctx):
-            print(json.dumps(f.to_json()))
-    finally:
-        ctx.close()
-    return 0
+    return standalone_main(run, (__doc__ or "").splitlines()[0], argv)
 
 
 if __name__ == "__main__":
