@@ -75,6 +75,7 @@ def test_conflict_twice_gives_up_for_this_tick_without_consuming_rate_limit(
     [logged] = decisions(capsys)
     assert logged["applied"] == "failed"
     assert "409 twice" in str(logged["error"])
+    assert record.state.last_error is not None and "409 twice" in str(record.state.last_error["message"])
 
 
 def test_lease_held_by_another_invocation_skips_the_rule(
@@ -189,3 +190,26 @@ def test_shards_split_rules_by_stable_hash(
     expected = [sum(1 for n in names if shard_of(f"{n}/api", 2) == s) for s in (0, 1)]
     assert counts == expected
     assert sum(counts) == len(names)
+
+
+def test_missing_target_is_recorded_for_describe_and_other_rules_keep_scaling(
+    local_stack: LocalStack, stack_env: Callable[..., dict[str, str]]
+) -> None:
+    stack_env(**FAST)
+    ns, metric = "missing", "e2e_missing_rps"
+    setup(local_stack, ns, "present", metric)
+    # A rule whose Deployment does not exist in the cluster (typo, or deleted).
+    local_stack.put_rule(f"{ns}/absent", rule_doc(ns, "absent", metric))
+    handler = load_handler("scaler")
+    write_per_pod(local_stack, metric, ns, 30.0)
+    next_slot()
+
+    summary = invoke(handler)
+
+    assert summary["ticks"][0]["evaluated"] == 1 and summary["ticks"][0]["errors"] == 1
+    assert replicas(local_stack, ns, "present") == 6
+    record = DynamoDbStateStore(STATE_TABLE).get(f"{ns}/absent")
+    assert record is not None and record.state.last_error is not None
+    assert "Deployment missing/absent not found" in str(record.state.last_error["message"])
+    # The lease was released along with the error, so the next slot evaluates the rule again.
+    assert record.lease_owner is None

@@ -114,6 +114,7 @@ def seed_state(
     decision: dict[str, Any],
     last_evaluated: float,
     last_scale_time: float | None,
+    last_error: dict[str, Any] | None = None,
 ) -> None:
     """Write a state item the way a tick does: take the lease, save, release."""
     store.acquire(rule, "seed", last_evaluated, 30.0, f"seed-{last_evaluated}")
@@ -126,6 +127,7 @@ def seed_state(
             last_evaluated=last_evaluated,
             last_scale_time=last_scale_time,
             last_decision=decision,
+            last_error=last_error,
         ),
     )
 
@@ -409,6 +411,7 @@ def test_describe_shows_conditions_last_decision_errors_and_invalid_versions(
         ),
         last_evaluated=now - 15,
         last_scale_time=None,
+        last_error={"time": 1700000000.0, "message": "Deployment shop/web not found in cluster prod"},
     )
 
     code, out, err = run_cli("describe", "shop/web")
@@ -424,12 +427,14 @@ def test_describe_shows_conditions_last_decision_errors_and_invalid_versions(
     assert conditions[0] == ["Type", "Status", "Reason", "Message"]
     assert conditions[3][:3] == ["ScalingActive", "False", "FailedGetPodsMetric"]
     assert "  Reason:  recommended size matches current size" in lines
-    errors = lines[lines.index("Recent errors:") + 1 : lines.index("Recent errors:") + 4]
-    assert errors == [
+    errors = lines[lines.index("Recent errors:") + 1 : lines.index("Recent errors:") + 5]
+    assert errors[:3] == [
         "  metric rps: HTTP 503 from AMP workspace ws-1",
         "  ScalingActive FailedGetPodsMetric: the HPA was unable to compute the replica count: HTTP 503 from AMP workspace ws-1",
         "  every metric failed in the last 2 evaluation(s)",
     ]
+    # An evaluation that failed before deciding (here a missing target) is recorded by the tick.
+    assert errors[3].endswith(": evaluation failed: Deployment shop/web not found in cluster prod")
     invalid = lines[lines.index("Invalid versions (newest first):") + 1 :]
     assert invalid[0] == "  version 2:"
     assert any("target" in line for line in invalid[1:]), invalid

@@ -142,6 +142,7 @@ def test_save_by_owner_persists_state_and_clears_lease(store: DynamoDbStateStore
             "metrics": [{"name": "rps", "current": 0.1 + 0.2}],
             "mode": "live",
         },
+        last_error={"time": T0 - 15, "message": "Deployment shop/web not found in cluster prod"},
     )
 
     store.save("web", "inv-a", state)

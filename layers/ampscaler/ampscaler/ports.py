@@ -109,6 +109,9 @@ class StoredState:
     last_evaluated: float | None = None
     last_scale_time: float | None = None
     last_decision: Mapping[str, object] | None = None
+    # The last evaluation that could not complete: {"time": unix seconds, "message": text}. Kept
+    # after later successes (its time says how recent it is) so `ampscaler describe` can show it.
+    last_error: Mapping[str, object] | None = None
 
 
 class StateStore(Protocol):

@@ -276,7 +276,7 @@ class Ticker:
                 return RuleOutcome(name, "skipped", message="rule interval not due")
             return self._evaluate_leased(loaded, rule, stored, now, deadline, slot)
         except AmpscalerError as exc:
-            return self._fail(name, str(exc), release=True)
+            return self._fail(name, str(exc), release=True, stored=stored, now=now)
 
     def _due(self, rule: Rule, stored: StoredState, now: float) -> bool:
         interval = rule.evaluation_interval_seconds
@@ -285,14 +285,27 @@ class Ticker:
         slack = self.settings.evaluation_interval_seconds * _INTERVAL_SLACK_FRACTION
         return now - stored.last_evaluated >= interval - slack
 
-    def _fail(self, name: str, message: str, release: bool) -> RuleOutcome:
+    def _fail(
+        self,
+        name: str,
+        message: str,
+        release: bool,
+        stored: StoredState | None = None,
+        now: float | None = None,
+    ) -> RuleOutcome:
         logger.error("rule %s: evaluation failed: %s", name, message)
         self.ports.audit.evaluation_error(name, message)
         if release:
             try:
-                self.ports.state.release(name, self.owner)
+                if stored is not None and now is not None:
+                    # Saving releases the lease too; the engine state is kept as it was.
+                    self.ports.state.save(
+                        name, self.owner, replace(stored, last_error={"time": now, "message": message})
+                    )
+                else:
+                    self.ports.state.release(name, self.owner)
             except AmpscalerError as exc:
-                logger.warning("rule %s: could not release lease: %s", name, exc)
+                logger.warning("rule %s: could not record the error and release the lease: %s", name, exc)
         return RuleOutcome(name, "error", message=message)
 
     def _evaluate_leased(
@@ -416,6 +429,11 @@ class Ticker:
                     "metrics": output.get("metrics", []),
                     "conditions": output.get("conditions", []),
                 },
+                last_error=(
+                    {"time": now, "message": str(patch_error)}
+                    if patch_error is not None
+                    else stored.last_error
+                ),
             ),
         )
         if patch_error is not None:

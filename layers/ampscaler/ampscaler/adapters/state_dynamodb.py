@@ -198,6 +198,7 @@ class DynamoDbStateStore:
             "last_evaluated": None if state.last_evaluated is None else _n(state.last_evaluated),
             "last_scale_time": None if state.last_scale_time is None else _n(state.last_scale_time),
             "last_decision": None if state.last_decision is None else {"S": _json(state.last_decision)},
+            "last_error": None if state.last_error is None else {"S": _json(state.last_error)},
         }
         for attribute, value in fields.items():
             if value is None:
@@ -378,12 +379,14 @@ def _acquire_refusal(rule_name: str, slot: str, now: float, old: Mapping[str, An
 def _stored_state(item: Mapping[str, Any]) -> StoredState:
     engine_json = _s(item, "engine")
     decision_json = _s(item, "last_decision")
+    error_json = _s(item, "last_error")
     return StoredState(
         engine=None if engine_json is None else contract.state_from_dict(json.loads(engine_json)),
         parameter_version=_int(item, "parameter_version"),
         last_evaluated=_float(item, "last_evaluated"),
         last_scale_time=_float(item, "last_scale_time"),
         last_decision=None if decision_json is None else json.loads(decision_json),
+        last_error=None if error_json is None else json.loads(error_json),
     )
 
 

@@ -186,6 +186,11 @@ def recent_errors(view: RuleView) -> list[str]:
     engine = view.record.state.engine if view.record else None
     if engine is not None and engine.consecutive_failures:
         errors.append(f"every metric failed in the last {engine.consecutive_failures} evaluation(s)")
+    last_error = view.record.state.last_error if view.record else None
+    if last_error:
+        when = last_error.get("time")
+        stamp = timestamp(when) if isinstance(when, int | float) else "unknown time"
+        errors.append(f"{stamp}: evaluation failed: {last_error.get('message')}")
     return errors
 
 
