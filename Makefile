@@ -5,8 +5,10 @@ export PYENV_VERSION := 3.11.7:3.12.1:3.13.0
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The demo needs less than the tests; a venv installed for the tests serves the demo as well.
+DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: help venv deps test lint typecheck unit integration demo bench clean sam-build
+.PHONY: help venv deps test lint typecheck unit demo bench clean
 
 help:
 	@echo "make demo   - run ampscaler locally on embedded defaults (Prometheus, moto, cluster simulator)"
@@ -14,8 +16,12 @@ help:
 	@echo "make bench  - run the benchmarks and rewrite BENCHMARKS.md"
 
 $(STAMP): pyproject.toml layers/ampscaler/requirements.txt scripts/bootstrap.sh
-	bash scripts/bootstrap.sh $(VENV)
-	@touch $(STAMP)
+	bash scripts/bootstrap.sh $(VENV) dev
+	@touch $(STAMP) $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml layers/ampscaler/requirements.txt scripts/bootstrap.sh
+	bash scripts/bootstrap.sh $(VENV) demo
+	@touch $(DEMO_STAMP)
 
 venv deps: $(STAMP)
 
@@ -32,7 +38,7 @@ unit: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(PY) -m pytest -q
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(PY) -m devstack.demo
 
 bench: $(STAMP)

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Installs everything ampscaler's tests, demo and benchmarks need on a fresh Debian machine:
-# Debian's prometheus package (the real server the tests query) and a virtualenv with the
-# library (editable) and its development tools. Safe to run again.
+# Installs what ampscaler's tests, demo and benchmarks need on a fresh Debian machine: Debian's
+# prometheus package (the real server the tests query) and a virtualenv with the library
+# (editable). Profile "dev" (default) adds the development tools and a separate aws-sam-cli venv;
+# profile "demo" installs only what `make demo` runs, so a first demo starts sooner. Safe to run again.
+#   usage: scripts/bootstrap.sh [VENV] [dev|demo]
 set -euo pipefail
 venv="${1:-.venv}"
+profile="${2:-dev}"
+case "$profile" in
+  dev|demo) ;;
+  *) echo "bootstrap: unknown profile '$profile' (dev or demo)" >&2; exit 2 ;;
+esac
 export PYENV_VERSION="${PYENV_VERSION:-3.11.7:3.12.1:3.13.0}"
 
 need_apt=()
@@ -33,10 +40,10 @@ done
 
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e '.[dev]'
+"$venv/bin/python" -m pip install -q -e ".[$profile]"
 # aws-sam-cli pins its own versions of boto3/jsonschema; keep it in a venv of its own so it
-# never changes what the tests import.
-if [ ! -x "$venv-sam/bin/sam" ]; then
+# never changes what the tests import. Only the tests (sam validate, sam build) need it.
+if [ "$profile" = dev ] && [ ! -x "$venv-sam/bin/sam" ]; then
   "$py" -m venv "$venv-sam"
   "$venv-sam/bin/python" -m pip install -q --upgrade pip
   "$venv-sam/bin/python" -m pip install -q 'aws-sam-cli==1.170.0'
