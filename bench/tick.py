@@ -326,7 +326,7 @@ def floor_worker(conn: multiprocessing.connection.Connection, env: dict[str, str
 
     # The same UpdateItem shapes as the state store (the conditional lease, then the save of a
     # ~1.4 KB item), so moto does the same work for the floor as for the tick.
-    from ampscaler.adapters.state_dynamodb import _ACQUIRE_CONDITION
+    from ampscaler.adapters.state_dynamodb import ACQUIRE_CONDITION
 
     engine_blob, decision_blob = "e" * 300, "d" * 900
 
@@ -336,7 +336,7 @@ def floor_worker(conn: multiprocessing.connection.Connection, env: dict[str, str
         dynamodb.update_item(
             TableName=table, Key=key,
             UpdateExpression="SET lease_owner = :owner, lease_expires = :expires, last_slot = :slot, expires_at = :ttl",
-            ConditionExpression=_ACQUIRE_CONDITION,
+            ConditionExpression=ACQUIRE_CONDITION,
             ExpressionAttributeValues={
                 ":owner": {"S": "floor"}, ":now": {"N": str(now)}, ":expires": {"N": str(now + 60)},
                 ":slot": {"S": slot}, ":ttl": {"N": str(int(now) + 604800)},

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from ampscaler.cli import main as cli_main
@@ -196,3 +197,27 @@ def test_backtest_unreachable_prometheus_fails_with_one_line(run_cli, tmp_path):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ampscaler backtest: error:")
     assert "rps" in lines[0]
+
+
+def test_backtest_reads_a_rule_by_name_from_ssm_under_prefix(history_server, run_cli, aws_env):
+    server, _, end = history_server
+    prefix = "/team-a/rules/"
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(
+        Name=prefix + "shop/web",
+        Value=json.dumps(pods_rule_document(METRIC, average_value=20, name="shop/web")),
+        Type="String",
+    )
+
+    code, out, err = run_cli(
+        "backtest", "shop/web", "--prefix", prefix, "--from", str(int(end) - 3600), "--to", str(int(end)),
+        "--url", server.url, "--output", "json",
+    )  # fmt: skip
+
+    assert code == 0, err
+    assert json.loads(out)["rules"][0]["summary"]["ticks"] == 3600 // STEP
+    code, _, err = run_cli(
+        "backtest", "shop/missing", "--prefix", prefix, "--from", "-1h", "--url", server.url
+    )
+    assert code == 1
+    assert "neither a file nor a rule in SSM (/team-a/rules/shop/missing not found)" in err

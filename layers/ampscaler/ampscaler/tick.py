@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -170,7 +169,6 @@ class Ticker:
         self.owner = owner
         self.clock = clock
         self._pool = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="rule")
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         """Stop the worker pool without waiting for stragglers (they are bounded by their timeouts)."""

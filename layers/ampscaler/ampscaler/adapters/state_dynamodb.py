@@ -51,7 +51,7 @@ DEFAULT_BOTO_CONFIG = Config(
     max_pool_connections=64,
 )
 
-_ACQUIRE_CONDITION = (
+ACQUIRE_CONDITION = (
     # No lease (new item, or released), an expired lease, or our own lease ...
     "(attribute_not_exists(lease_owner) OR lease_expires < :now OR lease_owner = :owner)"
     # ... and this schedule slot later than any taken before (by anyone, ourselves included).
@@ -147,7 +147,7 @@ class DynamoDbStateStore:
                     "SET lease_owner = :owner, lease_expires = :expires, last_slot = :slot, "
                     f"{TTL_ATTRIBUTE} = :ttl"
                 ),
-                ConditionExpression=_ACQUIRE_CONDITION,
+                ConditionExpression=ACQUIRE_CONDITION,
                 ExpressionAttributeValues={
                     ":owner": {"S": owner},
                     ":now": _n(now),

@@ -23,6 +23,7 @@ from ampscaler.backtest.simulate import (
     TimeGrid,
     simulate,
 )
+from ampscaler.cli.common import add_prefix_option
 from ampscaler.errors import AmpscalerError
 from ampscaler.model import PrometheusSource, Rule
 
@@ -37,7 +38,6 @@ EXAMPLES = (
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_RULE_PREFIX = "/ampscaler/rules/"
 _NEGATIVE_VALUE_RE = re.compile(r"^-\d*\.?\d+((ms|s|m|h|d|w)(\d*\.?\d+(ms|s|m|h|d|w))*)?$")
 
 
@@ -116,6 +116,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--compare", metavar="OTHER", help="second rule (file or SSM name) replayed alongside"
     )
+    add_prefix_option(parser)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--url", help="Prometheus-compatible base URL, e.g. http://localhost:9090")
     source.add_argument("--workspace-id", help="AMP workspace id (SigV4-signed; needs --region)")
@@ -196,8 +197,8 @@ def _label(ref: str) -> str:
     return path.stem if path.is_file() else ref
 
 
-def load_rule(ref: str, region: str | None = None, profile: str | None = None) -> Rule:
-    """A rule from a file, else from SSM (``/ampscaler/rules/<ref>``, or ``ref`` if it is a full path).
+def load_rule(ref: str, args: argparse.Namespace) -> Rule:
+    """A rule from a file, else from SSM (``<--prefix><ref>``, or ``ref`` if it is a full path).
 
     Raises
     ------
@@ -215,12 +216,9 @@ def load_rule(ref: str, region: str | None = None, profile: str | None = None) -
                 f"{ref} holds {len(rules)} rules ({names}); backtest takes a file with one rule"
             )
         return rules[0]
-    import boto3
+    from ampscaler.cli.common import aws_session, rule_store
 
-    from ampscaler.adapters.rules_ssm import SsmRuleStore
-
-    client = boto3.Session(region_name=region, profile_name=profile).client("ssm")
-    store = SsmRuleStore(_RULE_PREFIX, client=client, recover_from_history=False)
+    store = rule_store(args, aws_session(args), history=False)
     loaded = store.load_rule(ref)
     if loaded is None:
         raise AmpscalerError(
@@ -299,10 +297,9 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO, clock: Callable[[],
         initial_replicas=args.initial_replicas,
         startup_delay_seconds=parse_duration(args.startup_delay),
     )
-    region, profile = _option(args, "region"), _option(args, "profile")
-    rules = [load_rule(args.rule, region, profile)]
+    rules = [load_rule(args.rule, args)]
     if args.compare:
-        rules.append(load_rule(args.compare, region, profile))
+        rules.append(load_rule(args.compare, args))
         if rules[0].name == rules[1].name:
             # Two versions of one rule (the usual comparison): tell them apart by where they came from.
             rules = [
