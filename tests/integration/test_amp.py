@@ -349,11 +349,27 @@ def test_5xx_until_deadline_is_an_error_and_never_runs_past_deadline(amp_stack: 
     source = make_source(amp_stack, max_attempts=1000, backoff_base_seconds=0.05, backoff_max_seconds=0.2)
     observation = source.observe(make_rule(), make_spec("vector(1)"), start, deadline)
     finished = time.time()
+    # Whichever way the last attempt ends (a 503, no time left to retry, or cut off by the
+    # deadline on a loaded machine), the error names the backend's failure and the deadline.
     assert (
         observation.error is not None and "HTTP 503" in observation.error and "deadline" in observation.error
     )
-    assert finished <= deadline + 0.05
-    assert len(amp_stack.proxy.requests) >= 3
+    # Every socket timeout is clamped to the deadline; the slack is scheduling, not a margin to hit.
+    assert finished <= deadline + 0.5
+    assert len(amp_stack.proxy.requests) >= 2
+
+
+def test_retry_cut_off_by_deadline_reports_the_earlier_failure(amp_stack: AmpStack) -> None:
+    # Two quick 503s, then one that answers only after the deadline: the third attempt is cut
+    # off by the deadline, and the error must still say what the backend did (the old flake).
+    amp_stack.proxy.inject(Fault(status=503, body='{"message": "Service Unavailable"}'), times=2)
+    amp_stack.proxy.inject(Fault(status=503, delay_seconds=5.0), times=1)
+    start = time.time()
+    source = make_source(amp_stack, max_attempts=10, backoff_base_seconds=0.01, backoff_max_seconds=0.01)
+    outcome = source.observe_with_stats(make_rule(), make_spec("vector(1)"), start, start + 1.5)
+    error = outcome.observation.error
+    assert error is not None and "HTTP 503" in error and "the last was cut off" in error
+    assert outcome.stats.attempts == 3
 
 
 def test_slow_answer_past_read_timeout(amp_stack: AmpStack) -> None:

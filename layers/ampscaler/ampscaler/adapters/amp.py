@@ -553,6 +553,11 @@ class AmpMetricsSource:
                 )
             except requests.ReadTimeout:
                 # Not retried: a query that is slow once is likely slow again, and AMP bills it each time.
+                if remaining < self.read_timeout_seconds and failure:
+                    # A retry cut short by the deadline: what went wrong is the earlier failure.
+                    raise failed(
+                        f"{failure} (deadline reached after {attempt} attempt(s); the last was cut off)"
+                    ) from None
                 if remaining < self.read_timeout_seconds:
                     raise failed(
                         f"{target.description} did not answer before the deadline ({remaining:.3g} s left; "
@@ -562,6 +567,16 @@ class AmpMetricsSource:
                     f"{target.description} did not answer within {self.read_timeout_seconds:g} s "
                     "(read timeout); simplify the query or raise QUERY_READ_TIMEOUT_SECONDS"
                 ) from None
+            except requests.ConnectTimeout as exc:
+                if remaining < self.connect_timeout_seconds and failure:
+                    raise failed(
+                        f"{failure} (deadline reached after {attempt} attempt(s); the last was cut off)"
+                    ) from None
+                status = None
+                failure = (
+                    f"cannot reach {target.description} at {url}: {_root_cause(exc)}; check the endpoint, "
+                    "DNS and the network path (VPC endpoint or NAT)"
+                )
             except requests.ConnectionError as exc:
                 status = None
                 failure = (
