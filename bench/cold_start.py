@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.run_all import REPO, Figure, RunContext, log, median, standalone_main
+from bench.common import REPO, Figure, RunContext, log, median, standalone_main
 
 PREFIX = "/ampscaler/coldstart/"
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.run_all import REPO, Figure, RunContext, log, median, standalone_main
+from bench.common import REPO, Figure, RunContext, log, median, standalone_main
 
 SAM = REPO / ".venv-sam" / "bin" / "sam"
 PYENV_VERSION = "3.11.7:3.12.1:3.13.0"

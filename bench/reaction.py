@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bench.run_all import Figure, RunContext, log, median, percentile, standalone_main
+from bench.common import Figure, RunContext, log, median, percentile, standalone_main
 
 if TYPE_CHECKING:
     from devstack.stack import LocalStack

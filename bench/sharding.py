@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bench.run_all import Figure, RunContext, log, median, standalone_main
+from bench.common import Figure, RunContext, log, median, standalone_main
 from bench.tick import OUT, Fleet, Worker, fleet_of, next_slot, patched_deployments, ticker_worker
 
 

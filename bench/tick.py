@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.run_all import REPO, Figure, RunContext, log, median, standalone_main
+from bench.common import REPO, Figure, RunContext, log, median, standalone_main
 
 if TYPE_CHECKING:
     from devstack.stack import LocalStack
@@ -125,12 +125,16 @@ class Fleet:
         self.write_samples(n)
         return self.prefixes[n]
 
-    def write_samples(self, n: int) -> None:
-        """Write the current per-pod value of Deployments 0..n-1 (refreshes the lookback window)."""
+    def write_samples(self, n: int, hot: bool = True) -> None:
+        """Write the current per-pod value of Deployments 0..n-1 (refreshes the lookback window).
+
+        With ``hot`` every tenth Deployment is above target (its rule scales); without, all are on
+        target (every rule steady).
+        """
         now = time.time()
         series = []
         for i in range(n):
-            value = HOT_PER_POD if patches(i) else TARGET_PER_POD
+            value = HOT_PER_POD if hot and patches(i) else TARGET_PER_POD
             for pod in self.pods[i]:
                 labels = {
                     "__name__": METRIC,
@@ -222,7 +226,8 @@ def ticker_worker(conn: multiprocessing.connection.Connection, env: dict[str, st
     from aws_lambda_powertools import Logger
 
     from ampscaler.runtime import build_runtime
-    from ampscaler.tick import Ticker, slot_id
+    from ampscaler.schedule import Slot
+    from ampscaler.tick import Ticker
 
     runtime = build_runtime(Logger(service="ampscaler"))
     ticker = Ticker(runtime.ports, runtime.settings, owner=f"bench-{uuid.uuid4()}")
@@ -230,15 +235,17 @@ def ticker_worker(conn: multiprocessing.connection.Connection, env: dict[str, st
     while True:
         command, arg = conn.recv()
         if command == "tick":
+            # One-second slots on the wall clock, so the engine's now is the current second.
+            slot = Slot(0, int(arg["slot"]), 1)
             now = time.time()
-            result = ticker.run_tick(
-                round(now, 3), now + float(arg.get("deadline_seconds", 600)), slot_id(arg["slot"])
-            )
+            result = ticker.run_slot(slot, now + float(arg.get("deadline_seconds", 600)))
             ended = time.time()
-            runtime.audit.tick_finished(result.duration_seconds, completed=True)
+            runtime.audit.tick_finished(result.summary(), result.duration_seconds, ran=result.dropped is None)
             runtime.audit.flush()
             sys.stdout.flush()
             errors = [o.message for o in result.outcomes if o.status == "error"]
+            if result.dropped:
+                errors.append(f"slot dropped: {result.message}")
             conn.send(
                 {
                     "duration": result.duration_seconds,
@@ -249,9 +256,6 @@ def ticker_worker(conn: multiprocessing.connection.Connection, env: dict[str, st
                     "error_samples": errors[:3],
                     "skipped": sum(1 for o in result.outcomes if o.status == "skipped"),
                     "patched": sum(1 for o in result.outcomes if o.patched),
-                    "samples_processed": sum(
-                        int((o.decision or {}).get("querySamplesProcessed", 0) or 0) for o in result.outcomes
-                    ),
                 }
             )
         elif command == "rss":
@@ -263,12 +267,14 @@ def ticker_worker(conn: multiprocessing.connection.Connection, env: dict[str, st
             # One rule after another on this thread: cProfile sees only the thread that enabled
             # it, and the tick's own path per rule is what differs from the floor.
             profiler = cProfile.Profile()
+            slot = Slot(0, int(arg["slot"]), 1)
             now = time.time()
-            slot = slot_id(arg["slot"])
+            fence = runtime.ports.state.take_fence(0, slot.id, slot.end, "bench-profile", now)
             loaded = [lr for lr in runtime.ports.rules.load_rules() if lr.rule is not None]
+            states = runtime.ports.state.load([lr.name for lr in loaded], fence)
             profiler.enable()
             for lr in loaded:
-                ticker.evaluate(lr, round(now, 3), now + 600, slot)
+                ticker.evaluate(lr, states.get(lr.name), slot, fence, now + 600)
             profiler.disable()
             out = io_string()
             stats = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
@@ -324,25 +330,32 @@ def floor_worker(conn: multiprocessing.connection.Connection, env: dict[str, str
     pool = ThreadPoolExecutor(max_workers=workers)
     conn.send({"ready": True})
 
-    # The same UpdateItem shapes as the state store (the conditional lease, then the save of a
-    # ~1.4 KB item), so moto does the same work for the floor as for the tick.
-    from ampscaler.adapters.state_dynamodb import ACQUIRE_CONDITION
+    # The same DynamoDB calls as the state store: the shard fence once per slot, and a fenced
+    # transaction writing a rule's item (< 1 KB) where the slot scaled it; steady rules write nothing.
+    from ampscaler.adapters.state_dynamodb import (
+        FENCE_HELD_CONDITION,
+        RULE_WRITE_CONDITION,
+        TAKE_FENCE_CONDITION,
+    )
 
-    engine_blob, decision_blob = "e" * 300, "d" * 900
+    fence_key = "#fence/shard-floor"
+    engine_blob, decision_blob = "e" * 150, "d" * 500
+
+    def take_fence(slot: str, now: float) -> None:
+        dynamodb.update_item(
+            TableName=table, Key={"rule": {"S": fence_key}},
+            UpdateExpression="SET fence_slot = :slot, fence_until = :until, fence_owner = :owner, "
+            "write_seq = if_not_exists(write_seq, :zero)",
+            ConditionExpression=TAKE_FENCE_CONDITION,
+            ExpressionAttributeValues={
+                ":slot": {"S": slot}, ":until": {"N": str(int(now) + 1)}, ":now": {"N": str(now)},
+                ":owner": {"S": "floor"}, ":zero": {"N": "0"},
+            },
+            ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )  # fmt: skip
 
     def one_rule(plan: RulePlan, token: str, now: float, slot: str) -> None:
         headers = {"Authorization": f"Bearer {token}"}
-        key = {"rule": {"S": plan.rule}}
-        dynamodb.update_item(
-            TableName=table, Key=key,
-            UpdateExpression="SET lease_owner = :owner, lease_expires = :expires, last_slot = :slot, expires_at = :ttl",
-            ConditionExpression=ACQUIRE_CONDITION,
-            ExpressionAttributeValues={
-                ":owner": {"S": "floor"}, ":now": {"N": str(now)}, ":expires": {"N": str(now + 60)},
-                ":slot": {"S": slot}, ":ttl": {"N": str(int(now) + 604800)},
-            },
-            ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )  # fmt: skip
         base = f"{kube_url}/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{plan.deployment}/scale"
         scale = http.get(base, headers=headers, verify=ca_file, timeout=10).json()
         http.get(
@@ -353,39 +366,42 @@ def floor_worker(conn: multiprocessing.connection.Connection, env: dict[str, str
         http.post(
             amp_url, data={"query": plan.query, "time": f"{now:.3f}", "stats": "all"}, auth=auth, timeout=10
         ).json()
-        if plan.patch:
-            body = {
-                "metadata": {"resourceVersion": scale["metadata"]["resourceVersion"]},
-                "spec": {"replicas": 6},
-            }
-            http.patch(
-                base, data=json.dumps(body), verify=ca_file, timeout=10,
-                headers={**headers, "Content-Type": "application/strategic-merge-patch+json"},
-            ).json()  # fmt: skip
-            event = {
-                "metadata": {"name": f"{plan.deployment}.{time.time_ns():x}", "namespace": NAMESPACE},
-                "involvedObject": {"kind": "Deployment", "name": plan.deployment, "namespace": NAMESPACE},
-                "reason": "SuccessfulRescale", "message": "New size: 6", "type": "Normal",
-            }  # fmt: skip
-            http.post(
-                f"{kube_url}/api/v1/namespaces/{NAMESPACE}/events",
-                json=event,
-                headers=headers,
-                verify=ca_file,
-                timeout=10,
-            )
-        dynamodb.update_item(
-            TableName=table, Key=key,
-            UpdateExpression=(
-                "SET expires_at = :ttl, engine = :engine, last_evaluated = :t, last_decision = :d "
-                "REMOVE lease_owner, lease_expires, parameter_version, last_scale_time"
-            ),
-            ConditionExpression="lease_owner = :owner",
-            ExpressionAttributeValues={
-                ":owner": {"S": "floor"}, ":ttl": {"N": str(int(now) + 604800)}, ":engine": {"S": engine_blob},
-                ":t": {"N": str(now)}, ":d": {"S": decision_blob},
-            },
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        if not plan.patch:
+            return
+        body = {
+            "metadata": {"resourceVersion": scale["metadata"]["resourceVersion"]},
+            "spec": {"replicas": 6},
+        }
+        http.patch(
+            base, data=json.dumps(body), verify=ca_file, timeout=10,
+            headers={**headers, "Content-Type": "application/strategic-merge-patch+json"},
+        ).json()  # fmt: skip
+        event = {
+            "metadata": {"name": f"{plan.deployment}.{time.time_ns():x}", "namespace": NAMESPACE},
+            "involvedObject": {"kind": "Deployment", "name": plan.deployment, "namespace": NAMESPACE},
+            "reason": "SuccessfulRescale", "message": "New size: 6", "type": "Normal",
+        }  # fmt: skip
+        http.post(
+            f"{kube_url}/api/v1/namespaces/{NAMESPACE}/events", json=event, headers=headers, verify=ca_file,
+            timeout=10,
+        )  # fmt: skip
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Update": {
+                    "TableName": table, "Key": {"rule": {"S": fence_key}}, "UpdateExpression": "ADD write_seq :one",
+                    "ConditionExpression": FENCE_HELD_CONDITION,
+                    "ExpressionAttributeValues": {":slot": {"S": slot}, ":one": {"N": "1"}},
+                }},
+                {"Put": {
+                    "TableName": table,
+                    "Item": {
+                        "rule": {"S": plan.rule}, "state_slot": {"S": slot}, "engine": {"S": engine_blob},
+                        "last_decision": {"S": decision_blob}, "expires_at": {"N": str(int(now) + 604800)},
+                    },
+                    "ConditionExpression": RULE_WRITE_CONDITION,
+                    "ExpressionAttributeValues": {":slot": {"S": slot}},
+                }},
+            ]
         )  # fmt: skip
 
     while True:
@@ -396,6 +412,7 @@ def floor_worker(conn: multiprocessing.connection.Connection, env: dict[str, str
             token = tokens.token(cluster)
             now = time.time()
             started = time.perf_counter()
+            take_fence(slot, now)
             # Same shape as the tick: every rule submitted at once to a pool of max_concurrency.
             list(pool.map(one_rule, plans, [token] * len(plans), [now] * len(plans), [slot] * len(plans)))
             conn.send({"duration": time.perf_counter() - started})
@@ -408,8 +425,8 @@ def floor_worker(conn: multiprocessing.connection.Connection, env: dict[str, str
 
 
 def slot_id_str(index: int) -> str:
-    """``ampscaler.tick.slot_id`` (imported lazily in the worker)."""
-    from ampscaler.tick import slot_id
+    """``ampscaler.schedule.slot_id`` (imported lazily in the worker)."""
+    from ampscaler.schedule import slot_id
 
     return slot_id(index)
 
@@ -458,10 +475,15 @@ _last_slot = 0
 
 
 def next_slot() -> int:
-    """A schedule slot number later than any used before (deciseconds since the epoch)."""
+    """A one-second slot later than any used before: waits for the next second when needed.
+
+    A slot's fence is held until its second is over, so the next tick waits for that.
+    """
     global _last_slot
     with _slot_lock:
-        _last_slot = max(_last_slot + 1, int(time.time() * 10))
+        while int(time.time()) <= _last_slot:
+            time.sleep(0.02)
+        _last_slot = int(time.time())
         return _last_slot
 
 
@@ -571,7 +593,7 @@ def measure(fleet: Fleet, n: int, repeats: int, profile: bool = False) -> TickMe
             floors.append(floor_result["duration"])
             patched_count, requests_count = len(patched), n_requests
             errors += result["errors"]
-            samples = result["samples_processed"]
+            samples = int(result.get("samples_processed", 0))
         if profile:
             fleet.reset(n)
             time.sleep(1.1)

@@ -6,6 +6,7 @@ and read what the function logged with ``log_records``, so no caller carries its
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import itertools
@@ -13,7 +14,9 @@ import json
 import logging
 import sys
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,17 +29,24 @@ _module_ids = itertools.count()
 
 @dataclass
 class LambdaContext:
-    """The attributes of the Lambda context object that the handlers and Powertools read."""
+    """The attributes of the Lambda context object that the handlers and Powertools read.
+
+    With ``deadline`` (unix time) the remaining time counts down as in Lambda; without, it is
+    the fixed ``remaining_millis``.
+    """
 
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     remaining_millis: int = 60_000
     function_name: str = "ampscaler-ScalerFunction"
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:ampscaler-ScalerFunction"
+    deadline: float | None = None
 
     def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds left in the invocation (fixed: the local run has no real deadline)."""
-        return self.remaining_millis
+        """Milliseconds left in the invocation."""
+        if self.deadline is None:
+            return self.remaining_millis
+        return max(0, int((self.deadline - time.time()) * 1000))
 
 
 def _bind_log_streams(service: str, stream: TextIO) -> None:
@@ -122,3 +132,182 @@ class LineCapture(io.StringIO):
             self.truncate(0)
             super().write(tail)
         return head.split("\n") if sep else []
+
+
+class LocalFunction:
+    """One execution environment of a function: invocations run one at a time, as in Lambda.
+
+    Parameters
+    ----------
+    module:
+        The loaded handler module (``load_handler``).
+    timeout_seconds:
+        The function timeout (template.yaml's ``Timeout``): each invocation's context counts
+        down from it.
+    on_invoke:
+        Called after every invocation with ``(event, result or None, error or None, seconds)``.
+    """
+
+    def __init__(
+        self,
+        module: ModuleType,
+        timeout_seconds: float = 75.0,
+        on_invoke: Callable[[dict[str, Any], Any, BaseException | None, float], None] | None = None,
+    ) -> None:
+        self.module = module
+        self.timeout_seconds = timeout_seconds
+        self.on_invoke = on_invoke
+        self.invocations = 0
+        self.billed_ms = 0
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        """Run the handler on ``event`` with a fresh context; errors are recorded and re-raised."""
+        with self._lock:
+            started = time.time()
+            context = LambdaContext(deadline=started + self.timeout_seconds)
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = self.module.lambda_handler(event, context)
+                return result
+            except BaseException as exc:
+                error = exc
+                self.errors.append(exc)
+                raise
+            finally:
+                elapsed = time.time() - started
+                self.invocations += 1
+                # Lambda bills whole milliseconds, rounded up.
+                self.billed_ms += max(1, int(-(-elapsed * 1000 // 1)))
+                if self.on_invoke is not None:
+                    self.on_invoke(event, result, error, elapsed)
+
+
+class SqsEventSource:
+    """The SQS event source mapping, locally: long-polls a queue and invokes the function per message.
+
+    As Lambda's poller does for template.yaml's ``Slot`` event (batch size 1): each message
+    becomes one ``{"Records": [...]}`` invocation and is deleted when the invocation succeeds; a
+    failed one becomes visible again after the queue's visibility timeout.
+
+    Parameters
+    ----------
+    sqs:
+        boto3 SQS client reaching the queue (moto).
+    queue_url:
+        The queue.
+    invoke:
+        Called with each event (``LocalFunction.invoke``).
+    """
+
+    def __init__(self, sqs: Any, queue_url: str, invoke: Callable[[dict[str, Any]], Any]) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.invoke = invoke
+        self.received = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqs-event-source", daemon=True)
+
+    def start(self) -> SqsEventSource:
+        """Start polling."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop polling (an invocation in progress finishes first)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def __enter__(self) -> SqsEventSource:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        arn = "arn:aws:sqs:us-east-1:123456789012:" + self.queue_url.rsplit("/", 1)[-1]
+        while not self._stop.is_set():
+            try:
+                messages = self.sqs.receive_message(
+                    QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1, AttributeNames=["All"]
+                ).get("Messages", [])
+            except Exception:  # the server stopped under us: the stack is shutting down
+                if self._stop.wait(0.5):
+                    return
+                continue
+            for message in messages:
+                self.received += 1
+                event = {
+                    "Records": [
+                        {
+                            "messageId": message["MessageId"],
+                            "receiptHandle": message["ReceiptHandle"],
+                            "body": message["Body"],
+                            "attributes": message.get("Attributes", {}),
+                            "messageAttributes": {},
+                            "md5OfBody": message.get("MD5OfBody", ""),
+                            "eventSource": "aws:sqs",
+                            "eventSourceARN": arn,
+                            "awsRegion": "us-east-1",
+                        }
+                    ]
+                }
+                try:
+                    self.invoke(event)
+                except Exception:
+                    continue  # left on the queue, as Lambda leaves a failed batch
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+class LocalSchedule:
+    """EventBridge Scheduler, locally: fires the scheduled event of every shard on each period boundary.
+
+    Parameters
+    ----------
+    invoke:
+        Called with each scheduled event (``LocalFunction.invoke``), asynchronously as Scheduler
+        invokes (errors are recorded by the function, not raised here).
+    period_seconds:
+        The schedule's rate (``SCHEDULE_INTERVAL_SECONDS``).
+    shard_count:
+        One schedule per shard, as template.yaml creates.
+    """
+
+    def __init__(
+        self, invoke: Callable[[dict[str, Any]], Any], period_seconds: float, shard_count: int = 1
+    ) -> None:
+        self.invoke = invoke
+        self.period_seconds = period_seconds
+        self.shard_count = shard_count
+        self.fired = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="local-schedule", daemon=True)
+
+    def start(self) -> LocalSchedule:
+        """Start firing at the next period boundary."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop firing (an invocation in progress finishes first)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def __enter__(self) -> LocalSchedule:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        period = self.period_seconds
+        at = (time.time() // period + 1) * period
+        while not self._stop.wait(max(0.0, at - time.time())):
+            for shard in range(self.shard_count):
+                self.fired += 1
+                # Recorded by LocalFunction; Scheduler does not retry (template.yaml: 0 retries).
+                with contextlib.suppress(Exception):
+                    self.invoke(scheduled_event(at, shard))
+            at += period

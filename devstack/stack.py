@@ -31,6 +31,7 @@ from devstack.sigv4_proxy import SigV4Proxy
 CLUSTER = "local"
 WORKSPACE_ID = "ws-ampscaler-local"
 STATE_TABLE = "ampscaler-state"
+SLOT_QUEUE = "ampscaler-slots"
 RULE_PREFIX = "/ampscaler/rules/"
 
 
@@ -79,6 +80,7 @@ class LocalStack:
                 )
             )
             self.create_state_table()
+            self.create_slot_queue()
         except BaseException:
             self._stack.close()
             raise
@@ -110,6 +112,7 @@ class LocalStack:
             "CLUSTER_ENDPOINTS": json.dumps(cluster_endpoints),
             "RULE_PREFIX": RULE_PREFIX,
             "STATE_TABLE": STATE_TABLE,
+            "SLOT_QUEUE_URL": self.slot_queue_url,
             "POWERTOOLS_SERVICE_NAME": "ampscaler",
             "POWERTOOLS_METRICS_NAMESPACE": "ampscaler",
         }
@@ -150,6 +153,15 @@ class LocalStack:
     def create_state_table(self) -> None:
         """Create the DynamoDB state table as template.yaml declares it."""
         create_table(self.client("dynamodb"), STATE_TABLE)
+
+    def create_slot_queue(self) -> str:
+        """Create the slot queue as template.yaml declares it (after a moto reset too); its URL."""
+        created = self.client("sqs").create_queue(
+            QueueName=SLOT_QUEUE,
+            Attributes={"MessageRetentionPeriod": "300", "VisibilityTimeout": "90"},
+        )
+        self.slot_queue_url: str = str(created["QueueUrl"])
+        return self.slot_queue_url
 
     def put_rule(self, name: str, rule: Mapping[str, Any]) -> None:
         """Store ``rule`` as the SSM parameter ``RULE_PREFIX + name`` (overwriting)."""

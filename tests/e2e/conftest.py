@@ -26,6 +26,7 @@ def stack_env(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Calla
     """Apply the stack's function environment (plus overrides) with monkeypatch; moto state is reset."""
     local_stack.moto.reset()
     local_stack.create_state_table()
+    local_stack.create_slot_queue()
 
     def apply(**overrides: str) -> dict[str, str]:
         env = local_stack.env(**overrides)

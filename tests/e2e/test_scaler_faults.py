@@ -1,6 +1,6 @@
 """Faults and modes through the real scaler handler, each with its exact outcome asserted: a 409 race on
-the scale subresource, a lease held by another invocation, the deadline reached mid-tick, paused and
-dry-run rules, a per-rule evaluation interval, and sharding."""
+the scale subresource, the deadline reached mid-slot, paused and dry-run rules, a per-rule evaluation
+interval, and sharding. Slots and fencing are in test_slots.py."""
 
 from __future__ import annotations
 
@@ -78,27 +78,6 @@ def test_conflict_twice_gives_up_for_this_tick_without_consuming_rate_limit(
     assert record.state.last_error is not None and "409 twice" in str(record.state.last_error["message"])
 
 
-def test_lease_held_by_another_invocation_skips_the_rule(
-    local_stack: LocalStack, stack_env: Callable[..., dict[str, str]]
-) -> None:
-    stack_env(**FAST)
-    ns, name, metric = "leased", "api", "e2e_leased_rps"
-    setup(local_stack, ns, name, metric)
-    handler = load_handler("scaler")
-    write_per_pod(local_stack, metric, ns, 30.0)
-    next_slot()
-    # Another invocation holds the lease for a while (a slow or overlapping tick).
-    DynamoDbStateStore(STATE_TABLE).acquire(
-        f"{ns}/{name}", "other-invocation", time.time(), 60.0, "000000000001"
-    )
-
-    summary = invoke(handler)
-
-    assert summary["ticks"][0]["evaluated"] == 0
-    assert replicas(local_stack, ns, name) == 2
-    assert patches(local_stack, ns, name) == []
-
-
 def test_deadline_reached_mid_tick_never_scales_down(
     local_stack: LocalStack, stack_env: Callable[..., dict[str, str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -159,13 +138,17 @@ def test_rule_evaluation_interval_skips_ticks_until_due(
     handler = load_handler("scaler")
     write_per_pod(local_stack, metric, ns, 10.0)
 
-    evaluated = []
-    for _ in range(4):  # slots 2 s apart: due at the first, then again 6 s (3 slots) later
+    evaluated, slots = [], []
+    for _ in range(6):  # 2 s slots, a 6 s rule: due in every third slot, decided by the slot number
         next_slot()
         write_per_pod(local_stack, metric, ns, 10.0)
-        evaluated.append(invoke(handler)["ticks"][0]["evaluated"])
+        tick = invoke(handler)["ticks"][0]
+        slots.append(int(tick["slot"]))
+        evaluated.append(tick["evaluated"])
 
-    assert evaluated == [1, 0, 0, 1]
+    assert slots == list(range(slots[0], slots[0] + 6)), "one slot each, none skipped"
+    assert evaluated == [1 if slot % 3 == 0 else 0 for slot in slots]
+    assert sum(evaluated) == 2
 
 
 def test_shards_split_rules_by_stable_hash(
@@ -211,5 +194,11 @@ def test_missing_target_is_recorded_for_describe_and_other_rules_keep_scaling(
     record = DynamoDbStateStore(STATE_TABLE).get(f"{ns}/absent")
     assert record is not None and record.state.last_error is not None
     assert "Deployment missing/absent not found" in str(record.state.last_error["message"])
-    # The lease was released along with the error, so the next slot evaluates the rule again.
-    assert record.lease_owner is None
+    # The failure was written under this slot's fence; the next slot evaluates the rule again.
+    first_slot = record.state.slot
+    next_slot()
+    summary = invoke(handler)
+    assert summary["ticks"][0]["errors"] == 1
+    again = DynamoDbStateStore(STATE_TABLE).get(f"{ns}/absent")
+    assert again is not None and again.state.slot is not None and first_slot is not None
+    assert int(again.state.slot) > int(first_slot)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ampscaler import contract
+from ampscaler.adapters.audit import FLEET_METRICS
 from ampscaler.adapters.state_dynamodb import DynamoDbStateStore
 from devstack.stack import CLUSTER, STATE_TABLE, LocalStack
 from tests.e2e.conftest import LambdaContext, load_handler, log_records
@@ -87,7 +88,7 @@ def patches(stack: LocalStack, namespace: str, name: str) -> list[Any]:
 def test_handler_traffic_step_scales_up_then_down_after_stabilization(
     local_stack: LocalStack, stack_env: Callable[..., dict[str, str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack_env(**FAST)
+    stack_env(**FAST, PER_RULE_METRICS="shop/frontend")
     ns, name, metric = "shop", "frontend", "e2e_step_rps"
     local_stack.kube.add_deployment(ns, name, replicas=2, labels={"app": name})
     local_stack.put_rule("shop/frontend", rule_doc(ns, name, metric))
@@ -143,7 +144,8 @@ def test_handler_traffic_step_scales_up_then_down_after_stabilization(
         assert contract.dumps(contract.decide_document(d["input"])) == contract.dumps(d["output"])
     emf = [r for r in records if "_aws" in r]
     names = {m["Name"] for blob in emf for m in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
-    assert {"DesiredReplicas", "CurrentReplicas", "MetricValue", "TickCompleted", "RulesEvaluated"} <= names
+    # The rule opted in to per-rule metrics (PER_RULE_METRICS), beside the fleet's fixed set.
+    assert {"DesiredReplicas", "CurrentReplicas", "MetricValue", *FLEET_METRICS} <= names
     scale_events = [v for blob in emf if "ScaleEvents" in blob for v in blob["ScaleEvents"]]
     assert sum(scale_events) == 2
 

@@ -372,6 +372,18 @@ def test_retry_cut_off_by_deadline_reports_the_earlier_failure(amp_stack: AmpSta
     assert outcome.stats.attempts == 3
 
 
+def test_transport_failure_after_an_answer_keeps_the_answer_in_the_error(amp_stack: AmpStack) -> None:
+    # A 503, then a dropped connection (what an idle keep-alive connection closed by the server
+    # looks like): the error leads with what the backend answered.
+    amp_stack.proxy.inject(Fault(status=503, body='{"message": "Service Unavailable"}'), times=1)
+    amp_stack.proxy.inject(Fault(close=True), times=1)
+    now = time.time()
+    source = make_source(amp_stack, max_attempts=2, backoff_base_seconds=0.01, backoff_max_seconds=0.01)
+    error = source.observe(make_rule(), make_spec("vector(1)"), now, now + 10).error
+    assert error is not None and error.startswith("AMP workspace") and "HTTP 503" in error
+    assert "; then cannot reach" in error and "gave up after 2 attempts" in error
+
+
 def test_slow_answer_past_read_timeout(amp_stack: AmpStack) -> None:
     amp_stack.proxy.inject(Fault(delay_seconds=2.0))
     start = time.time()

@@ -8,6 +8,7 @@ the engine. Simulated: AWS itself (moto) and the Kubernetes API server (devstack
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import time
@@ -116,11 +117,12 @@ def seed_state(
     last_scale_time: float | None,
     last_error: dict[str, Any] | None = None,
 ) -> None:
-    """Write a state item the way a tick does: take the lease, save, release."""
-    store.acquire(rule, "seed", last_evaluated, 30.0, f"seed-{last_evaluated}")
+    """Write a state item the way a slot does: take the shard's fence, save under it."""
+    n = next(_SEED_SLOTS)
+    # Held until time 0: the next seed (or a real slot) can take the fence at once.
+    fence = store.take_fence(0, f"{n:012d}", 0.0, "seed", float(n))
     store.save(
         rule,
-        "seed",
         StoredState(
             engine=engine,
             parameter_version=1,
@@ -128,8 +130,14 @@ def seed_state(
             last_scale_time=last_scale_time,
             last_decision=decision,
             last_error=last_error,
+            slot=fence.slot,
+            written_at=last_evaluated,
         ),
+        fence,
     )
+
+
+_SEED_SLOTS = itertools.count(1)
 
 
 # -- push ------------------------------------------------------------------------------------

@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from bench.layer import PRICES, CostInputs, alternative_cost, estimate_cost, pod_cost
-from bench.run_all import (
+from bench.common import (
     Figure,
     format_ratio,
     format_value,
-    merge_by_benchmark,
     merge_figures,
     percentile,
     ratio,
     render_markdown,
     render_table,
 )
+from bench.layer import PRICES, CostInputs, alternative_cost, estimate_cost, pod_cost
+from bench.run_all import merge_by_benchmark
 from bench.sharding import wall_time
 from bench.tick import patches, top_hotspots
 

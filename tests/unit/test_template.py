@@ -301,16 +301,30 @@ def test_layer_built_by_sam_for_python313_arm64(template: dict[str, Any]) -> Non
     assert globals_["Layers"] == [{"Ref": "AmpscalerLayer"}]
 
 
-def test_scaler_drops_late_ticks_and_never_piles_up(template: dict[str, Any]) -> None:
+def test_scaler_runs_one_slot_per_invocation_from_the_schedule_and_the_slot_queue(
+    template: dict[str, Any],
+) -> None:
     props = template["Resources"]["ScalerFunction"]["Properties"]
     assert props["Handler"] == "app.lambda_handler"
     assert props["CodeUri"] == "functions/scaler/"
+    # A scheduled slot is never replayed by Lambda's async retries.
     assert props["EventInvokeConfig"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
-    assert props["ReservedConcurrentExecutions"] == {"Ref": "ShardCount"}
+    # No reserved concurrency: the shard fence, not the concurrency limit, keeps slots apart.
+    assert "ReservedConcurrentExecutions" not in props
     assert props["MemorySize"] == 256
-    params = parameter_defaults(template)
-    assert resolve(props["Timeout"], template, params) == 70
-    assert resolve(props["Timeout"], template, params | {"ScheduleRate": "rate(5 minutes)"}) == 310
+    # A slot is at most EvaluationIntervalSeconds (60 at most) long; the timeout covers it with room.
+    assert props["Timeout"] > template["Parameters"]["EvaluationIntervalSeconds"]["MaxValue"]
+    assert props["Environment"]["Variables"]["SLOT_QUEUE_URL"] == {"Ref": "SlotQueue"}
+    event = props["Events"]["Slot"]
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["SlotQueue", "Arn"]}
+    assert event["Properties"]["BatchSize"] == 1
+    assert event["Properties"]["MaximumBatchingWindowInSeconds"] == 0
+    queue = template["Resources"]["SlotQueue"]["Properties"]
+    # A slot message is worthless minutes later; SQS wants a visibility timeout >= the function's.
+    assert queue["MessageRetentionPeriod"] <= 300
+    assert queue["VisibilityTimeout"] >= props["Timeout"]
+    assert queue["SqsManagedSseEnabled"] is True
     validator = template["Resources"]["RuleValidatorFunction"]["Properties"]
     assert validator["Handler"] == "app.lambda_handler"
     assert validator["CodeUri"] == "functions/rule_validator/"
@@ -374,7 +388,7 @@ def test_one_schedule_and_one_no_tick_alarm_per_shard(template: dict[str, Any], 
     tick_alarms = [
         a
         for a in active(resources_of(template, "AWS::CloudWatch::Alarm")).values()
-        if a["Properties"].get("MetricName") == "TickCompleted"
+        if a["Properties"].get("MetricName") == "TickDuration"
     ]
     shards_alarmed = sorted(
         int(d["Value"]) for a in tick_alarms for d in a["Properties"]["Dimensions"] if d["Name"] == "Shard"
@@ -501,23 +515,44 @@ def test_every_alarm_from_the_issue_is_present(template: dict[str, Any]) -> None
     limited = alarm_for(template, "ampscaler", "RulesAtMaxReplicas")
     assert limited["Period"] * limited["EvaluationPeriods"] == 15 * 60
     assert limited["DatapointsToAlarm"] == limited["EvaluationPeriods"]
-    tick = alarm_for(template, "ampscaler", "TickCompleted")
+    tick = alarm_for(template, "ampscaler", "TickDuration")
+    # One sample per slot that ran: none for 3 minutes is the alarm, and so is no data at all.
+    assert tick["Statistic"] == "SampleCount"
     assert tick["Period"] * tick["EvaluationPeriods"] == 3 * 60
     assert tick["TreatMissingData"] == "breaching"
     assert tick["ComparisonOperator"] == "LessThanThreshold" and tick["Threshold"] == 1
     alarm_for(template, "AWS/Lambda", "Errors", "ScalerFunction")
     alarm_for(template, "AWS/Lambda", "Throttles", "ScalerFunction")
-    duration = alarm_for(template, "AWS/Lambda", "Duration", "ScalerFunction")
-    params = parameter_defaults(template)
-    timeout_ms = 1000 * resolve(
-        template["Resources"]["ScalerFunction"]["Properties"]["Timeout"], template, params
-    )
-    assert resolve(duration["Threshold"], template, params) == pytest.approx(0.9 * timeout_ms)
-    slow = params | {"ScheduleRate": "rate(2 minutes)"}
-    slow_timeout_ms = 1000 * resolve(
-        template["Resources"]["ScalerFunction"]["Properties"]["Timeout"], template, slow
-    )
-    assert resolve(duration["Threshold"], template, slow) == pytest.approx(0.9 * slow_timeout_ms)
+    duration = template["Resources"]["ScalerDurationAlarm"]["Properties"]
+    [stat] = [m["MetricStat"] for m in duration["Metrics"] if "MetricStat" in m]
+    assert stat["Metric"]["Namespace"] == "AWS/Lambda" and stat["Metric"]["MetricName"] == "Duration"
+    [fraction] = [m for m in duration["Metrics"] if m.get("ReturnData")]
+    assert fraction["Expression"] == {"Fn::Sub": "duration / (1000 * ${EvaluationIntervalSeconds})"}
+    assert duration["Threshold"] == 0.8
+
+
+def test_alarms_read_only_the_fixed_fleet_metrics(template: dict[str, Any]) -> None:
+    from ampscaler.adapters.audit import FLEET_METRICS
+
+    for name, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        if props.get("Namespace") == "ampscaler":
+            assert props["MetricName"] in FLEET_METRICS, name
+
+
+def test_every_log_event_in_queries_and_dashboard_is_one_the_code_logs(template: dict[str, Any]) -> None:
+    from ampscaler.adapters.audit import LOG_EVENTS
+
+    texts = [str(w["properties"].get("query", "")) for w in dashboard_body(template)["widgets"]]
+    texts += [
+        q["Properties"]["QueryString"] for q in resources_of(template, "AWS::Logs::QueryDefinition").values()
+    ]
+    named: set[str] = set()
+    for text in texts:
+        named |= set(re.findall(r'event\s*=\s*"([A-Za-z_]+)"', text))
+        for group in re.findall(r"event in \[([^\]]*)\]", text):
+            named |= set(re.findall(r'"([A-Za-z_]+)"', group))
+    assert named and named <= set(LOG_EVENTS), named - set(LOG_EVENTS)
 
 
 def test_alarms_notify_one_topic_and_never_need_search(template: dict[str, Any]) -> None:
@@ -526,7 +561,7 @@ def test_alarms_notify_one_topic_and_never_need_search(template: dict[str, Any])
     for name, alarm in alarms.items():
         props = alarm["Properties"]
         assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
-        assert "Metrics" not in props, f"{name}: alarms cannot use SEARCH; use a function-level aggregate"
+        assert "SEARCH" not in json.dumps(props.get("Metrics", [])), f"{name}: alarms cannot use SEARCH"
         assert all(d["Name"] != "Rule" for d in props.get("Dimensions", [])), name
         assert "docs/operations.md#" in props["AlarmDescription"], name
     subscription = template["Resources"]["AlarmEmailSubscription"]
@@ -560,35 +595,35 @@ def test_dashboard_has_one_widget_per_listed_view(template: dict[str, Any]) -> N
     widgets = dashboard_body(template)["widgets"]
     titled = {w["properties"]["title"]: w for w in widgets if "title" in w["properties"]}
     assert set(titled) == {
-        "Ticks",
+        "Slots run and their duration",
         "Errors",
-        "Metric value vs target (per rule)",
-        "Current vs desired replicas (per rule)",
-        "Scale events (per rule)",
+        "Per rule: replicas and metric vs target (latest full record)",
+        "Scale events per rule",
+        "Scale events over time",
         "Latest decisions",
     }
-
-    def expressions(title: str) -> str:
-        return json.dumps(titled[title]["properties"]["metrics"])
-
-    for title, metrics in {
-        "Metric value vs target (per rule)": ("MetricValue", "MetricTarget"),
-        "Current vs desired replicas (per rule)": ("CurrentReplicas", "DesiredReplicas"),
-        "Scale events (per rule)": ("ScaleEvents",),
+    slots = json.dumps(titled["Slots run and their duration"]["properties"]["metrics"])
+    assert 'MetricName=\\"TickDuration\\"' in slots and "SampleCount" in slots
+    assert "EvaluationErrors" in json.dumps(titled["Errors"]["properties"]["metrics"])
+    # Per-rule views come from the decision log, so they cost no custom metric.
+    for title, fields in {
+        "Per rule: replicas and metric vs target (latest full record)": (
+            "output.currentReplicas",
+            "output.desiredReplicas",
+            "output.metrics.0.current",
+            "output.metrics.0.target",
+            "by rule",
+        ),
+        "Scale events per rule": ('applied = \\"patched\\"', "by rule"),
+        "Scale events over time": ("bin(5m)",),
+        "Latest decisions": ("rule", "output.currentReplicas", "output.desiredReplicas", "output.reason"),
     }.items():
-        text = expressions(title)
-        assert text.count("SEARCH(") == len(metrics), title
-        for metric in metrics:
-            assert f'MetricName=\\"{metric}\\"' in text, (title, metric)
-    assert "TickCompleted" in expressions("Ticks")
-    assert "EvaluationErrors" in expressions("Errors")
-    decisions = titled["Latest decisions"]
-    assert decisions["type"] == "log"
-    query = decisions["properties"]["query"]
-    assert query.startswith("SOURCE '<ScalerLogGroup>'")
-    assert 'filter event = "decision"' in query
-    for field in ("rule", "output.currentReplicas", "output.desiredReplicas", "output.reason"):
-        assert field in query
+        widget = titled[title]
+        assert widget["type"] == "log", title
+        query = json.dumps(widget["properties"]["query"])
+        assert widget["properties"]["query"].startswith("SOURCE '<ScalerLogGroup>'"), title
+        for field in fields:
+            assert field in query, (title, field)
 
 
 def test_query_definitions_for_the_three_questions(template: dict[str, Any]) -> None:
@@ -598,6 +633,7 @@ def test_query_definitions_for_the_three_questions(template: dict[str, Any]) -> 
         "ampscaler/s/why did RULE scale",
         "ampscaler/s/errors by rule",
         "ampscaler/s/decisions for a target",
+        "ampscaler/s/replicas and metric of RULE over time",
     }
     assert 'rule = "RULE"' in names["ampscaler/s/why did RULE scale"]["Properties"]["QueryString"]
     assert "by rule" in names["ampscaler/s/errors by rule"]["Properties"]["QueryString"]

@@ -45,3 +45,22 @@ class LeaseHeldError(AmpscalerError):
 
 class StateStoreError(AmpscalerError):
     """Reading or writing the durable state failed."""
+
+
+class DeadlineExceededError(AmpscalerError):
+    """A call was not started, or was cut short, because the caller's deadline had passed."""
+
+
+class SlotTakenError(LeaseHeldError):
+    """The shard's fence for this slot could not be taken: the slot (or a later one) already ran.
+
+    ``taken_by`` is the slot that holds the fence.
+    """
+
+    def __init__(self, message: str, taken_by: str | None = None) -> None:
+        super().__init__(message)
+        self.taken_by = taken_by
+
+
+class FenceLostError(StateStoreError):
+    """A later slot took the shard's fence: this evaluation may no longer patch or save."""

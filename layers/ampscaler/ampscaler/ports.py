@@ -81,21 +81,37 @@ class ScaleReading:
 
 
 class ScaleTarget(Protocol):
-    """The Kubernetes API of the target's cluster (EKS in production)."""
+    """The Kubernetes API of the target's cluster (EKS in production).
 
-    def read_scale(self, target: ScaleTargetRef) -> ScaleReading:
+    Every call takes the unix time by which it must be over (``deadline``); None bounds it only by
+    the adapter's own timeouts.
+    """
+
+    def read_scale(self, target: ScaleTargetRef, *, deadline: float | None = None) -> ScaleReading:
         """GET the /scale subresource. Raises ScaleTargetError."""
         ...
 
-    def list_pods(self, target: ScaleTargetRef, selector: str) -> Sequence[PodInfo]:
+    def list_pods(
+        self, target: ScaleTargetRef, selector: str, *, deadline: float | None = None
+    ) -> Sequence[PodInfo]:
         """Pods matching the scale's status.selector. Raises ScaleTargetError."""
         ...
 
-    def patch_replicas(self, target: ScaleTargetRef, replicas: int, resource_version: str) -> ScaleReading:
+    def patch_replicas(
+        self, target: ScaleTargetRef, replicas: int, resource_version: str, *, deadline: float | None = None
+    ) -> ScaleReading:
         """PATCH spec.replicas with resourceVersion as precondition. Raises ConflictError on 409."""
         ...
 
-    def record_event(self, target: ScaleTargetRef, event_type: str, reason: str, message: str) -> None:
+    def record_event(
+        self,
+        target: ScaleTargetRef,
+        event_type: str,
+        reason: str,
+        message: str,
+        *,
+        deadline: float | None = None,
+    ) -> None:
         """Create a core/v1 Event on the target; never raises."""
         ...
 
@@ -112,29 +128,59 @@ class StoredState:
     # The last evaluation that could not complete: {"time": unix seconds, "message": text}. Kept
     # after later successes (its time says how recent it is) so `ampscaler describe` can show it.
     last_error: Mapping[str, object] | None = None
+    # The slot of the last evaluation this state reflects. Steady evaluations are not written, so
+    # a stored item may be older than the last evaluation; see engine.history.
+    slot: str | None = None
+    # When the state was last written (unix seconds): the decision-log heartbeat counts from it.
+    written_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A shard's fence, held for one slot: the token every write and patch of the slot carries.
+
+    ``previous_slot`` is the slot that held it before (it tells which evaluations ran unwritten)
+    and ``write_seq`` counts the rule-state writes made under the shard's fences so far, so an
+    execution environment can tell whether its cached states are still current.
+    """
+
+    shard: int
+    slot: str
+    until: float
+    owner: str
+    previous_slot: str | None = None
+    write_seq: int = 0
 
 
 class StateStore(Protocol):
-    """Durable per-rule state with leases (DynamoDB in production)."""
+    """Durable per-rule state behind a per-shard, per-slot fence (DynamoDB in production)."""
 
-    def acquire(self, rule_name: str, owner: str, now: float, lease_seconds: float, slot: str) -> StoredState:
-        """Take the rule's lease for schedule ``slot``. Raises LeaseHeldError if held or slot done."""
+    def take_fence(self, shard: int, slot: str, until: float, owner: str, now: float) -> Fence:
+        """Take the shard's fence for ``slot`` until ``until``.
+
+        Raises SlotTakenError when this slot or a later one already holds it, and LeaseHeldError
+        when the previous slot's fence has not expired yet.
+        """
         ...
 
-    def save(self, rule_name: str, owner: str, state: StoredState) -> None:
-        """Persist new state and release the lease held by ``owner``."""
+    def load(self, names: Sequence[str], fence: Fence) -> Mapping[str, StoredState]:
+        """The stored state of each rule in ``names`` (missing rules are absent)."""
         ...
 
-    def release(self, rule_name: str, owner: str) -> None:
-        """Release the lease without changing state (evaluation skipped or failed)."""
+    def remember(self, name: str, state: StoredState, fence: Fence) -> None:
+        """Keep the state of a steady evaluation in memory only (nothing is written)."""
+        ...
+
+    def save(self, name: str, state: StoredState, fence: Fence) -> None:
+        """Write the rule's state, only while ``fence`` is the shard's fence (FenceLostError otherwise)."""
         ...
 
 
 class AuditSink(Protocol):
     """Decision log and metrics (Powertools Logger + EMF in production)."""
 
-    def decision(self, record: Mapping[str, object], decision: Decision, rule: Rule) -> None:
-        """Write one decision record and its metrics."""
+    def decision(self, record: Mapping[str, object], decision: Decision, rule: Rule, *, full: bool) -> None:
+        """Account for one decision: the whole record when ``full``, else a compact entry."""
         ...
 
     def rule_invalid(self, loaded: LoadedRule) -> None:

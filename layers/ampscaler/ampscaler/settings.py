@@ -33,8 +33,21 @@ class Settings:
     max_concurrency: int = 16
     query_connect_timeout_seconds: float = 2.0
     query_read_timeout_seconds: float = 5.0
-    # Stop starting evaluations this long before the Lambda deadline.
-    deadline_margin_seconds: float = 5.0
+    # Every call of a slot's evaluations ends this long before the slot does (the next slot's
+    # start), and before the Lambda deadline; nothing is patched or written after that.
+    deadline_margin_seconds: float = 1.0
+    # The SQS queue that carries the delayed messages of a schedule's later slots; required when
+    # the schedule interval spans more than one evaluation interval.
+    slot_queue_url: str | None = None
+    # A steady rule's full decision record (and state item) is written at least this often.
+    decision_heartbeat_seconds: int = 1800
+    # Rules whose decisions also emit per-rule CloudWatch metrics ($0.30/metric-month each):
+    # names, or "*" for every rule; empty (default) for none.
+    per_rule_metrics: tuple[str, ...] = ()
+
+    def per_rule_metrics_for(self, rule_name: str) -> bool:
+        """Whether ``rule_name``'s decisions emit per-rule metrics (``PER_RULE_METRICS``)."""
+        return "*" in self.per_rule_metrics or rule_name in self.per_rule_metrics
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +89,11 @@ class Settings:
         number("QUERY_CONNECT_TIMEOUT_SECONDS", "query_connect_timeout_seconds", float, 0.1)
         number("QUERY_READ_TIMEOUT_SECONDS", "query_read_timeout_seconds", float, 0.1)
         number("DEADLINE_MARGIN_SECONDS", "deadline_margin_seconds", float, 0)
+        text("SLOT_QUEUE_URL", "slot_queue_url")
+        number("DECISION_HEARTBEAT_SECONDS", "decision_heartbeat_seconds", int, 0)
+        raw_per_rule = source.get("PER_RULE_METRICS", "").strip()
+        if raw_per_rule:
+            values["per_rule_metrics"] = tuple(n.strip() for n in raw_per_rule.split(",") if n.strip())
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.shard_index >= settings.shard_count:
             errors.append(
@@ -83,6 +101,11 @@ class Settings:
             )
         if not settings.rule_prefix.startswith("/") or not settings.rule_prefix.endswith("/"):
             errors.append(f"RULE_PREFIX={settings.rule_prefix!r}: must start and end with '/'")
+        if settings.deadline_margin_seconds >= settings.evaluation_interval_seconds:
+            errors.append(
+                f"DEADLINE_MARGIN_SECONDS={settings.deadline_margin_seconds:g}: must be below "
+                f"EVALUATION_INTERVAL_SECONDS={settings.evaluation_interval_seconds}"
+            )
         if errors:
             raise AmpscalerError("invalid function configuration: " + "; ".join(errors))
         return settings

@@ -1,10 +1,14 @@
-"""One scaler tick over every rule of this shard: the analogue of the HPA's reconcileAutoscaler loop.
+"""One evaluation slot over the rules of one shard: the analogue of the HPA's reconcileAutoscaler loop.
 
-The tick is the imperative shell around the pure engine. For each rule it takes the rule's lease,
-observes the target (scale, pods) and its metrics through the ports, builds the exact ``decide``
-input document, runs the same contract code path as ``ampscaler decide`` (so every logged decision
-replays byte-for-byte), patches the scale when the decision says so, and persists the new state.
-One rule's failure is logged and counted, and never stops another rule.
+The tick is the imperative shell around the pure engine. A slot first takes its shard's fence
+(the slot id is the fencing token), then evaluates every due rule on a bounded worker pool: it
+observes the target (scale, pods) and the rule's metrics through the ports, builds the exact
+``decide`` input document, runs the same contract code path as ``ampscaler decide`` (so every
+logged decision replays byte-for-byte), patches the scale when the decision says so and the fence
+is still held, and writes the new state only when it changed in more than a repeated
+recommendation (``engine.history``). Every call an evaluation makes is bounded by the slot's
+deadline, and no worker outlives the slot. One rule's failure is logged and counted, and never
+stops another rule.
 """
 
 from __future__ import annotations
@@ -18,11 +22,21 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ampscaler import contract
+from ampscaler.adapters.boto_deadline import deadline_scope
+from ampscaler.engine.history import advance_open_recommendation, compact_history, is_steady
 from ampscaler.engine.types import Decision, EngineState, MetricObservation, PodInfo
-from ampscaler.errors import AmpscalerError, ConflictError, LeaseHeldError, ScaleTargetError
+from ampscaler.errors import (
+    AmpscalerError,
+    ConflictError,
+    FenceLostError,
+    LeaseHeldError,
+    ScaleTargetError,
+    SlotTakenError,
+)
 from ampscaler.model import MetricSpec, Rule
 from ampscaler.ports import (
     AuditSink,
+    Fence,
     LoadedRule,
     MetricsSource,
     RuleStore,
@@ -31,6 +45,7 @@ from ampscaler.ports import (
     StateStore,
     StoredState,
 )
+from ampscaler.schedule import Slot, due_in_slot, last_due_slot
 from ampscaler.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -45,9 +60,12 @@ EVENT_SUCCESSFUL_RESCALE = "SuccessfulRescale"
 EVENT_FAILED_RESCALE = "FailedRescale"
 EVENT_FAILED_GET_SCALE = "FailedGetScale"
 
-# A rule whose own interval is not yet due is skipped; half a tick of slack absorbs jitter in
-# when the evaluation actually started.
-_INTERVAL_SLACK_FRACTION = 0.5
+_SUMMARY_MESSAGE_CHARS = 80
+
+# Why a slot was not run (the tick record's "dropped").
+DROPPED_TAKEN = "taken"  # this slot or a later one already ran: a duplicate or late delivery
+DROPPED_LATE = "late"  # arrived after its successor's start
+DROPPED_STATE_STORE = "stateStore"  # the fence could not be taken: DynamoDB failed
 
 
 @dataclass(frozen=True)
@@ -63,7 +81,7 @@ class Ports:
 
 @dataclass(frozen=True)
 class RuleOutcome:
-    """What happened to one rule in one tick."""
+    """What happened to one rule in one slot."""
 
     rule: str
     status: str  # evaluated | skipped | error
@@ -71,17 +89,23 @@ class RuleOutcome:
     patched: bool = False
     message: str = ""
     decision: Mapping[str, Any] | None = None
+    # The state was written (not a steady evaluation), and the full record was logged.
+    written: bool = False
+    full_record: bool = False
 
 
 @dataclass(frozen=True)
 class TickResult:
-    """Summary of one tick over this shard's rules."""
+    """Summary of one slot over this shard's rules."""
 
     slot: str
     started: float
     duration_seconds: float
     outcomes: tuple[RuleOutcome, ...] = ()
     invalid_rules: tuple[str, ...] = ()
+    # Why the slot was not run at all (DROPPED_*), None when it ran.
+    dropped: str | None = None
+    message: str = ""
 
     @property
     def evaluated(self) -> int:
@@ -92,6 +116,24 @@ class TickResult:
     def errors(self) -> int:
         """Number of rules whose evaluation failed."""
         return sum(1 for o in self.outcomes if o.status == "error")
+
+    @property
+    def state_writes(self) -> int:
+        """Number of rules whose state was written."""
+        return sum(1 for o in self.outcomes if o.written)
+
+    def summary(self) -> dict[str, Any]:
+        """The slot as the handler returns it and the tick log line records it."""
+        return {
+            "slot": self.slot,
+            "dropped": self.dropped,
+            "evaluated": self.evaluated,
+            "errors": self.errors,
+            "invalid": list(self.invalid_rules),
+            "stateWrites": self.state_writes,
+            "fullRecords": sum(1 for o in self.outcomes if o.full_record),
+            "durationMs": round(self.duration_seconds * 1000.0, 1),
+        }
 
 
 @dataclass
@@ -114,20 +156,6 @@ def shard_of(rule_name: str, shard_count: int) -> int:
     return int.from_bytes(digest[:8], "big") % shard_count
 
 
-def slot_of(at: float, interval_seconds: int) -> str:
-    """Schedule slot identifier for an evaluation at ``at``; one slot is acted on at most once.
-
-    Fixed-width digits, so that comparing slots as strings (as the state store does) orders them
-    in time.
-    """
-    return slot_id(int(at // interval_seconds))
-
-
-def slot_id(index: int) -> str:
-    """The identifier of slot number ``index`` (zero-padded to 12 digits)."""
-    return f"{index:012d}"
-
-
 def needs_pods(rule: Rule) -> bool:
     """Whether evaluating ``rule`` needs the pod list (Pods metrics and Value targets do)."""
     return any(m.type == "Pods" or m.target.type == "Value" for m in rule.metrics) or rule.min_replicas == 0
@@ -142,8 +170,66 @@ def outcome_of(current: int, desired: int) -> str:
     return OUTCOME_NONE
 
 
+def restore_steady(stored: StoredState, fence: Fence, rule: Rule, interval_seconds: int) -> StoredState:
+    """``stored`` brought up to the evaluations that ran since it was written without writing.
+
+    Steady evaluations are not written: each only repeated the latest recommendation at its slot's
+    start. The fence names the last slot that ran before this one, so the latest slot since the
+    stored one in which the rule was due (and therefore repeated its recommendation) is known,
+    and the history is advanced to it. Should an evaluation have died without a trace in such a
+    slot, the recommendation is taken as repeated there: the only approximation in the scheme.
+    """
+    if stored.engine is None or stored.slot is None or fence.previous_slot is None:
+        return stored
+    due = last_due_slot(rule.evaluation_interval_seconds, interval_seconds, int(fence.previous_slot))
+    if due <= int(stored.slot):
+        return stored
+    return replace(stored, engine=advance_open_recommendation(stored.engine, float(due * interval_seconds)))
+
+
+def decision_summary(
+    decision: Decision, output: Mapping[str, Any], mode: str, patched: bool
+) -> dict[str, Any]:
+    """The last decision as the state item keeps it for `get` and `describe` (kept small: < 1 KB)."""
+    return {
+        "from": decision.current_replicas,
+        "to": decision.desired_replicas,
+        "action": decision.action,
+        "mode": mode,
+        "patched": patched,
+        "fallbackActive": decision.fallback_active,
+        "reason": decision.reason,
+        "metrics": [
+            {"name": m.get("name"), "current": m.get("current"), "target": m.get("target")}
+            for m in output.get("metrics", [])
+        ],
+        "conditions": [
+            {
+                "type": c.get("type"),
+                "status": c.get("status"),
+                "reason": c.get("reason"),
+                # Cut so the item stays one write unit; the full text is in the decision log.
+                "message": str(c.get("message", ""))[:_SUMMARY_MESSAGE_CHARS],
+            }
+            for c in output.get("conditions", [])
+        ],
+    }
+
+
+def _same_apart_from_values(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:
+    """Whether two decision summaries differ at most in the metrics' current values."""
+    if before is None:
+        return False
+
+    def key(summary: Mapping[str, Any]) -> dict[str, Any]:
+        metrics = [{k: v for k, v in m.items() if k != "current"} for m in summary.get("metrics", [])]
+        return {**summary, "metrics": metrics}
+
+    return key(before) == key(after)
+
+
 class Ticker:
-    """Runs ticks over the rules of one shard with a bounded worker pool.
+    """Runs evaluation slots over the rules of one shard with a bounded worker pool.
 
     Parameters
     ----------
@@ -152,9 +238,9 @@ class Ticker:
     settings:
         Function settings (interval, shard, concurrency, margins).
     owner:
-        Lease owner id: the Lambda request id (or a CLI/demo run id).
+        Who takes the fence: the Lambda request id (or a CLI/demo run id), for the logs.
     clock:
-        Wall clock used only for timings and deadline checks; decisions use the tick's ``now``.
+        Wall clock for timings and deadline checks; decisions use the slot's start as ``now``.
     """
 
     def __init__(
@@ -171,8 +257,8 @@ class Ticker:
         self._pool = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="rule")
 
     def close(self) -> None:
-        """Stop the worker pool without waiting for stragglers (they are bounded by their timeouts)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Wait for every worker: each call they make is bounded by the slot's deadline."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> Ticker:
         return self
@@ -180,145 +266,200 @@ class Ticker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- one tick -------------------------------------------------------------------------
+    # -- one slot -------------------------------------------------------------------------
 
-    def run_tick(self, now: float, deadline: float, slot: str | None = None) -> TickResult:
-        """Evaluate every due rule of this shard at time ``now``, finishing before ``deadline``.
+    def run_slot(self, slot: Slot, deadline: float) -> TickResult:
+        """Take the shard's fence for ``slot`` and evaluate every rule due in it before ``deadline``.
 
         Parameters
         ----------
-        now:
-            The tick time (unix seconds): metric queries are evaluated at it and the engine
-            receives it as ``now``.
-        deadline:
-            Unix time by which every evaluation must have finished; rules still running then
-            are reported as errors and their leases expire on their own.
         slot:
-            Schedule slot being served (default: derived from ``now``); a rule is acted on at
-            most once per slot, however often the slot is delivered.
+            The slot: its start is every evaluation's ``now`` (metric queries are evaluated at
+            it), its id the fencing token, its end when the fence lapses.
+        deadline:
+            Unix time by which every call of every evaluation is over; no patch or state write
+            starts after it.
 
         Returns
         -------
         TickResult
         """
         started = self.clock()
-        slot = slot if slot is not None else slot_of(now, self.settings.evaluation_interval_seconds)
-        try:
-            loaded = list(self.ports.rules.load_rules())
-        except AmpscalerError as exc:
-            # Without the rule list nothing can be evaluated; no workload is touched.
-            logger.error("tick: could not load rules: %s", exc)
-            self.ports.audit.evaluation_error("*", f"could not load rules: {exc}")
-            return TickResult(slot, now, self.clock() - started)
-        mine = [
-            lr for lr in loaded if shard_of(lr.name, self.settings.shard_count) == self.settings.shard_index
-        ]
+        with deadline_scope(deadline):
+            try:
+                fence = self.ports.state.take_fence(slot.shard, slot.id, slot.end, self.owner, started)
+            except AmpscalerError as exc:
+                return self._slot_not_run(slot, started, exc)
+            try:
+                loaded = list(self.ports.rules.load_rules())
+            except AmpscalerError as exc:
+                # Without the rule list nothing can be evaluated; no workload is touched.
+                logger.error("slot %s: could not load rules: %s", slot.id, exc)
+                self.ports.audit.evaluation_error("*", f"could not load rules: {exc}")
+                return TickResult(slot.id, slot.start, self.clock() - started, message=str(exc))
+        mine = [lr for lr in loaded if shard_of(lr.name, self.settings.shard_count) == slot.shard]
         invalid: list[str] = []
         runnable: list[LoadedRule] = []
         for lr in mine:
             if lr.errors:
                 invalid.append(lr.name)
                 self.ports.audit.rule_invalid(lr)
-            if lr.rule is not None:
+            if lr.rule is not None and due_in_slot(lr.rule.evaluation_interval_seconds, slot):
                 runnable.append(lr)
+        try:
+            with deadline_scope(deadline):
+                states = self.ports.state.load([lr.name for lr in runnable], fence)
+        except AmpscalerError as exc:
+            message = f"state store: {exc}"
+            for lr in runnable:
+                self.ports.audit.evaluation_error(lr.name, message)
+            failed = tuple(RuleOutcome(lr.name, "error", message=message) for lr in runnable)
+            return TickResult(slot.id, slot.start, self.clock() - started, failed, tuple(sorted(invalid)))
 
         futures: dict[Future[RuleOutcome], str] = {
-            self._pool.submit(self.evaluate, lr, now, deadline, slot): lr.name for lr in runnable
+            self._pool.submit(self.evaluate, lr, states.get(lr.name), slot, fence, deadline): lr.name
+            for lr in runnable
         }
         outcomes: list[RuleOutcome] = []
         pending = set(futures)
         while pending:
-            remaining = deadline - self.clock()
+            # Every call is bounded by the deadline; the grace covers the last one returning.
+            remaining = deadline + self.settings.deadline_margin_seconds - self.clock()
             if remaining <= 0:
                 break
             done, pending = wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
             for fut in done:
                 outcomes.append(self._result(fut, futures[fut]))
         for fut in pending:
+            # Not expected (every call is bounded): the worker may neither patch nor save any more,
+            # since both check the deadline and the save is fenced.
             fut.cancel()
             name = futures[fut]
-            message = "evaluation did not finish before the tick deadline"
+            message = "evaluation did not finish before the slot deadline"
             logger.error("rule %s: %s", name, message)
             self.ports.audit.evaluation_error(name, message)
             outcomes.append(RuleOutcome(name, "error", message=message))
         outcomes.sort(key=lambda o: o.rule)
-        return TickResult(slot, now, self.clock() - started, tuple(outcomes), tuple(sorted(invalid)))
+        return TickResult(
+            slot.id, slot.start, self.clock() - started, tuple(outcomes), tuple(sorted(invalid))
+        )
+
+    def _slot_not_run(self, slot: Slot, started: float, exc: AmpscalerError) -> TickResult:
+        if isinstance(exc, SlotTakenError):
+            logger.info("slot %s of shard %d dropped: %s", slot.id, slot.shard, exc)
+            return TickResult(
+                slot.id, slot.start, self.clock() - started, dropped=DROPPED_TAKEN, message=str(exc)
+            )
+        if isinstance(exc, LeaseHeldError):
+            logger.warning("slot %s of shard %d dropped: %s", slot.id, slot.shard, exc)
+            return TickResult(
+                slot.id, slot.start, self.clock() - started, dropped=DROPPED_LATE, message=str(exc)
+            )
+        logger.error(
+            "slot %s of shard %d not run, the fence could not be taken: %s", slot.id, slot.shard, exc
+        )
+        self.ports.audit.evaluation_error("*", f"slot {slot.id} not run: {exc}")
+        return TickResult(
+            slot.id, slot.start, self.clock() - started, dropped=DROPPED_STATE_STORE, message=str(exc)
+        )
 
     def _result(self, fut: Future[RuleOutcome], name: str) -> RuleOutcome:
         try:
             return fut.result()
-        except Exception as exc:  # a bug in one rule's path must not stop the tick
+        except Exception as exc:  # evaluate() catches everything; this is the last line of defence
             logger.exception("rule %s: unexpected error", name)
             self.ports.audit.evaluation_error(name, f"internal error: {exc!r}")
             return RuleOutcome(name, "error", message=f"internal error: {exc!r}")
 
     # -- one rule -------------------------------------------------------------------------
 
-    def evaluate(self, loaded: LoadedRule, now: float, deadline: float, slot: str) -> RuleOutcome:
-        """Evaluate one rule: lease, observe, decide, act, persist, audit."""
+    def evaluate(
+        self, loaded: LoadedRule, stored: StoredState | None, slot: Slot, fence: Fence, deadline: float
+    ) -> RuleOutcome:
+        """Evaluate one rule in ``slot``: observe, decide, act while the fence holds, persist, audit."""
         rule = loaded.rule
         assert rule is not None
         name = loaded.name
-        lease_seconds = max(1.0, deadline - now + self.settings.deadline_margin_seconds)
-        try:
-            stored = self.ports.state.acquire(name, self.owner, now, lease_seconds, slot)
-        except LeaseHeldError as exc:
-            logger.info("rule %s: skipped, %s", name, exc)
-            return RuleOutcome(name, "skipped", message=str(exc))
-        except AmpscalerError as exc:
-            return self._fail(name, f"state store: {exc}", release=False)
+        previous = StoredState(engine=None) if stored is None else stored
+        previous = restore_steady(previous, fence, rule, slot.interval_seconds)
+        with deadline_scope(deadline):
+            try:
+                return self._evaluate(loaded, rule, previous, stored is None, slot, fence, deadline)
+            except FenceLostError as exc:
+                logger.warning("rule %s: %s", name, exc)
+                self.ports.audit.evaluation_error(name, str(exc))
+                return RuleOutcome(name, "error", message=str(exc))
+            except AmpscalerError as exc:
+                return self._fail(name, str(exc), previous, slot, fence, deadline, count_failure=False)
+            except Exception as exc:  # a bug in one rule's path must not stop the others
+                logger.exception("rule %s: unexpected error", name)
+                return self._fail(
+                    name, f"internal error: {exc!r}", previous, slot, fence, deadline, count_failure=True
+                )
 
-        try:
-            if not self._due(rule, stored, now):
-                self.ports.state.release(name, self.owner)
-                return RuleOutcome(name, "skipped", message="rule interval not due")
-            return self._evaluate_leased(loaded, rule, stored, now, deadline, slot)
-        except AmpscalerError as exc:
-            return self._fail(name, str(exc), release=True, stored=stored, now=now)
-
-    def _due(self, rule: Rule, stored: StoredState, now: float) -> bool:
-        interval = rule.evaluation_interval_seconds
-        if not interval or stored.last_evaluated is None:
-            return True
-        slack = self.settings.evaluation_interval_seconds * _INTERVAL_SLACK_FRACTION
-        return now - stored.last_evaluated >= interval - slack
+    def _may_act(self, deadline: float) -> bool:
+        # The fence lapses at the slot's end and the deadline is before it: past the deadline a
+        # later slot may be acting, so nothing is patched or written any more.
+        return self.clock() < deadline
 
     def _fail(
         self,
         name: str,
         message: str,
-        release: bool,
-        stored: StoredState | None = None,
-        now: float | None = None,
+        previous: StoredState,
+        slot: Slot,
+        fence: Fence,
+        deadline: float,
+        *,
+        count_failure: bool,
     ) -> RuleOutcome:
         logger.error("rule %s: evaluation failed: %s", name, message)
         self.ports.audit.evaluation_error(name, message)
-        if release:
-            try:
-                if stored is not None and now is not None:
-                    # Saving releases the lease too; the engine state is kept as it was.
-                    self.ports.state.save(
-                        name, self.owner, replace(stored, last_error={"time": now, "message": message})
-                    )
-                else:
-                    self.ports.state.release(name, self.owner)
-            except AmpscalerError as exc:
-                logger.warning("rule %s: could not record the error and release the lease: %s", name, exc)
-        return RuleOutcome(name, "error", message=message)
+        if not self._may_act(deadline):
+            return RuleOutcome(name, "error", message=message)
+        engine = previous.engine
+        if count_failure:
+            # An unexpected error counts like a failed metric, so `fallback` still engages.
+            base = engine if engine is not None else EngineState()
+            engine = replace(base, consecutive_failures=base.consecutive_failures + 1)
+        now = slot.start
+        failed = replace(
+            previous,
+            engine=engine,
+            last_error={"time": now, "message": message},
+            slot=slot.id,
+            written_at=now,
+        )
+        try:
+            self.ports.state.save(name, failed, fence)
+        except AmpscalerError as exc:
+            logger.warning("rule %s: could not record the failed evaluation: %s", name, exc)
+            return RuleOutcome(name, "error", message=message)
+        return RuleOutcome(name, "error", message=message, written=True)
 
-    def _evaluate_leased(
-        self, loaded: LoadedRule, rule: Rule, stored: StoredState, now: float, deadline: float, slot: str
+    def _evaluate(
+        self,
+        loaded: LoadedRule,
+        rule: Rule,
+        previous: StoredState,
+        first: bool,
+        slot: Slot,
+        fence: Fence,
+        deadline: float,
     ) -> RuleOutcome:
         timings = _Timings(self.clock())
         target = rule.target
+        now = slot.start
         try:
-            reading = self.ports.targets.read_scale(target)
+            reading = self.ports.targets.read_scale(target, deadline=deadline)
         except ScaleTargetError as exc:
-            self.ports.targets.record_event(target, "Warning", EVENT_FAILED_GET_SCALE, str(exc))
+            self.ports.targets.record_event(
+                target, "Warning", EVENT_FAILED_GET_SCALE, str(exc), deadline=deadline
+            )
             raise
         pods: Sequence[PodInfo] | None = None
         if needs_pods(rule):
-            pods = self.ports.targets.list_pods(target, reading.selector)
+            pods = self.ports.targets.list_pods(target, reading.selector, deadline=deadline)
         timings.mark("kubeReadMs", self.clock)
         observations: list[MetricObservation] = []
         samples_processed = 0
@@ -328,7 +469,7 @@ class Ticker:
             samples_processed += measured.stats.samples_processed or 0
         timings.mark("queryMs", self.clock)
 
-        decide_input = build_decide_input(rule, now, reading, pods, observations, stored.engine)
+        decide_input = build_decide_input(rule, now, reading, pods, observations, previous.engine)
         decision, output = contract.decide_with_document(decide_input)
 
         patched = False
@@ -336,24 +477,22 @@ class Ticker:
         mode = str(decision.extra.get("mode", "active"))
         if decision.action == "scale":
             try:
-                self.ports.targets.patch_replicas(target, decision.desired_replicas, reading.resource_version)
+                self._patch(target, decision.desired_replicas, reading, deadline)
                 patched = True
             except ConflictError:
                 # Upstream retries the update on conflict; re-read and re-decide once, on the
-                # fresh scale, with the metrics already observed this tick.
+                # fresh scale, with the metrics already observed this slot.
                 logger.info("rule %s: scale changed while deciding (409); re-reading once", loaded.name)
                 try:
-                    reading = self.ports.targets.read_scale(target)
-                    decide_input = build_decide_input(rule, now, reading, pods, observations, stored.engine)
+                    reading = self.ports.targets.read_scale(target, deadline=deadline)
+                    decide_input = build_decide_input(rule, now, reading, pods, observations, previous.engine)
                     decision, output = contract.decide_with_document(decide_input)
                     if decision.action == "scale":
-                        self.ports.targets.patch_replicas(
-                            target, decision.desired_replicas, reading.resource_version
-                        )
+                        self._patch(target, decision.desired_replicas, reading, deadline)
                         patched = True
                 except ConflictError as exc:
                     patch_error = ScaleTargetError(
-                        f"scale of {target.reference} kept changing (409 twice); giving up this tick",
+                        f"scale of {target.reference} kept changing (409 twice); giving up this slot",
                         status=409,
                     )
                     patch_error.__cause__ = exc
@@ -363,20 +502,38 @@ class Ticker:
                 patch_error = exc
         timings.mark("totalMs", self.clock)
 
-        new_state = decision.state
+        new_engine = decision.state
         if patch_error is not None:
             # The recommendation still counts (upstream stores it before updating), but a scale
             # that did not happen must not consume the rate-limit budget.
-            new_state = without_scale_events(decision.state, stored.engine)
-            self._rescale_failed(rule, decision, patch_error)
+            new_engine = without_scale_events(decision.state, previous.engine)
+            self._rescale_failed(rule, decision, patch_error, deadline)
         if patched:
             self.ports.targets.record_event(
                 target,
                 "Normal",
                 EVENT_SUCCESSFUL_RESCALE,
                 f"New size: {decision.desired_replicas}; reason: {decision.reason}",
+                deadline=deadline,
             )
-        self._metric_failure_events(rule, decision)
+        self._metric_failure_events(rule, decision, deadline)
+
+        summary = decision_summary(decision, output, mode, patched)
+        steady = (
+            not first
+            and not patched
+            and patch_error is None
+            and previous.parameter_version == loaded.version
+            and is_steady(previous.engine, new_engine, now)
+            and _same_apart_from_values(previous.last_decision, summary)
+        )
+        heartbeat_due = (
+            previous.written_at is None
+            or now - previous.written_at >= self.settings.decision_heartbeat_seconds
+        )
+        write = not steady or heartbeat_due
+        would_have_scaled = mode != "active" and decision.desired_replicas != decision.current_replicas
+        full_record = write or would_have_scaled
 
         outcome = outcome_of(decision.current_replicas, decision.desired_replicas)
         record: dict[str, Any] = {
@@ -391,8 +548,8 @@ class Ticker:
                 "kind": target.kind,
                 "name": target.name,
             },
-            "shard": self.settings.shard_index,
-            "slot": slot,
+            "shard": slot.shard,
+            "slot": slot.id,
             "mode": mode,
             "applied": applied_word(decision.action, mode, patched, patch_error is not None),
             "outcome": outcome if decision.action == "scale" else OUTCOME_NONE,
@@ -406,51 +563,58 @@ class Ticker:
             "input": decide_input,
             "output": output,
         }
-        self.ports.audit.decision(record, decision, rule)
-        self.ports.state.save(
-            loaded.name,
-            self.owner,
-            StoredState(
-                engine=new_state,
-                parameter_version=loaded.version,
-                last_evaluated=now,
-                last_scale_time=now if patched else stored.last_scale_time,
-                last_decision={
-                    "time": now,
-                    "from": decision.current_replicas,
-                    "to": decision.desired_replicas,
-                    "action": decision.action,
-                    "mode": mode,
-                    "patched": patched,
-                    "fallbackActive": decision.fallback_active,
-                    "reason": decision.reason,
-                    "metrics": output.get("metrics", []),
-                    "conditions": output.get("conditions", []),
-                },
-                last_error=(
-                    {"time": now, "message": str(patch_error)}
-                    if patch_error is not None
-                    else stored.last_error
-                ),
+        self.ports.audit.decision(record, decision, rule, full=full_record)
+        new_state = StoredState(
+            engine=compact_history(new_engine),
+            parameter_version=loaded.version,
+            last_evaluated=now,
+            last_scale_time=now if patched else previous.last_scale_time,
+            last_decision=summary,
+            last_error=(
+                {"time": now, "message": str(patch_error)} if patch_error is not None else previous.last_error
             ),
+            slot=slot.id,
+            written_at=now if write else previous.written_at,
         )
+        if write:
+            if not self._may_act(deadline):
+                raise FenceLostError(f"rule {loaded.name}: state not saved, the slot's deadline passed")
+            self.ports.state.save(loaded.name, new_state, fence)
+        else:
+            self.ports.state.remember(loaded.name, new_state, fence)
         if patch_error is not None:
             self.ports.audit.evaluation_error(loaded.name, str(patch_error))
-            return RuleOutcome(loaded.name, "error", record["outcome"], False, str(patch_error), output)
-        return RuleOutcome(loaded.name, "evaluated", record["outcome"], patched, decision.reason, output)
+            return RuleOutcome(
+                loaded.name, "error", record["outcome"], False, str(patch_error), output, write, full_record
+            )
+        return RuleOutcome(
+            loaded.name, "evaluated", record["outcome"], patched, decision.reason, output, write, full_record
+        )
 
-    def _rescale_failed(self, rule: Rule, decision: Decision, exc: Exception) -> None:
+    def _patch(self, target: Any, replicas: int, reading: ScaleReading, deadline: float) -> None:
+        # Only while the fence holds, and on the resourceVersion the decision was made on.
+        if not self._may_act(deadline):
+            raise ScaleTargetError(
+                f"not patching {target.reference}: the slot's deadline passed before the patch (a later "
+                "slot may be acting on it)"
+            )
+        self.ports.targets.patch_replicas(target, replicas, reading.resource_version, deadline=deadline)
+
+    def _rescale_failed(self, rule: Rule, decision: Decision, exc: Exception, deadline: float) -> None:
         self.ports.targets.record_event(
             rule.target,
             "Warning",
             EVENT_FAILED_RESCALE,
             f"New size: {decision.desired_replicas}; reason: {decision.reason}; error: {exc}",
+            deadline=deadline,
         )
 
-    def _metric_failure_events(self, rule: Rule, decision: Decision) -> None:
+    def _metric_failure_events(self, rule: Rule, decision: Decision, deadline: float) -> None:
         for cond in decision.conditions:
             if cond.type == "ScalingActive" and not cond.status and cond.reason.startswith("Failed"):
-                self.ports.targets.record_event(rule.target, "Warning", cond.reason, cond.message)
+                self.ports.targets.record_event(
+                    rule.target, "Warning", cond.reason, cond.message, deadline=deadline
+                )
 
 
 def applied_word(action: str, mode: str, patched: bool, failed: bool) -> str:
@@ -525,64 +689,3 @@ def without_scale_events(new: EngineState, previous: EngineState | None) -> Engi
     return replace(
         new, scale_up_events=previous.scale_up_events, scale_down_events=previous.scale_down_events
     )
-
-
-def run_invocation(
-    ticker: Ticker,
-    scheduled_time: float,
-    remaining_seconds: Callable[[], float],
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], None] = time.sleep,
-    on_tick: Callable[[TickResult], None] | None = None,
-) -> list[TickResult]:
-    """Serve every evaluation slot of one scheduled invocation, like the HPA's 15 s sync loop.
-
-    A schedule fires once per ``schedule_interval_seconds`` (60); inside it the rules are
-    evaluated every ``evaluation_interval_seconds`` (15) until the next invocation is due. Slots
-    that already passed (a late start) are skipped rather than crammed in, and no tick starts
-    unless it can finish ``deadline_margin_seconds`` before the Lambda deadline.
-
-    Parameters
-    ----------
-    ticker:
-        The ticker holding the ports.
-    scheduled_time:
-        When this invocation was scheduled to run (unix seconds, from the event).
-    remaining_seconds:
-        Seconds left before the Lambda deadline (``context.get_remaining_time_in_millis``).
-    clock, sleep:
-        Injected for tests.
-    on_tick:
-        Called with each finished tick (the audit counts TickCompleted/TickDuration).
-
-    Returns
-    -------
-    list[TickResult]
-        One result per tick run.
-    """
-    settings = ticker.settings
-    interval = settings.evaluation_interval_seconds
-    slots = max(1, settings.schedule_interval_seconds // interval)
-    base_slot = int(scheduled_time // interval)
-    results: list[TickResult] = []
-    for k in range(slots):
-        slot_start = (base_slot + k) * interval
-        now = clock()
-        if now >= slot_start + interval:
-            logger.info("slot %d already over (started late); skipping it", base_slot + k)
-            continue
-        if now < slot_start:
-            sleep(slot_start - now)
-            now = clock()
-        lambda_deadline = now + remaining_seconds() - settings.deadline_margin_seconds
-        # A tick gets one interval from when it actually starts; the next slot then waits for
-        # it or, if it overran, is skipped, so one rule is never evaluated twice at once.
-        tick_deadline = min(now + interval, lambda_deadline)
-        if tick_deadline - now < min(1.0, interval / 2):
-            logger.warning("not enough time left before the Lambda deadline for slot %d", base_slot + k)
-            break
-        result = ticker.run_tick(round(now, 3), tick_deadline, slot_id(base_slot + k))
-        results.append(result)
-        if on_tick is not None:
-            on_tick(result)
-    return results

@@ -1,4 +1,5 @@
-"""PowertoolsAuditSink: the decision log record and the EMF lines it prints, read back from stdout."""
+"""PowertoolsAuditSink: the decision log record, the tick line and the EMF lines it prints, read back from
+stdout."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools import Logger
 
-from ampscaler.adapters.audit import PowertoolsAuditSink, redact_text
+from ampscaler.adapters.audit import FLEET_METRICS, PER_RULE_METRICS, PowertoolsAuditSink, redact_text
 from ampscaler.engine.types import Condition, Decision, EngineState, MetricResult
 from ampscaler.model import Rule
 from ampscaler.ports import LoadedRule
@@ -121,7 +122,7 @@ def test_decision_record_logged_with_exact_input_and_output(capsys: pytest.Captu
     sink = make_sink()
     record = make_record()
 
-    sink.decision(record, make_decision(), make_rule())
+    sink.decision(record, make_decision(), make_rule(), full=True)
 
     logs, _ = read_lines(capsys)
     assert len(logs) == 1
@@ -137,9 +138,9 @@ def test_decision_record_logged_with_exact_input_and_output(capsys: pytest.Captu
 
 
 def test_decision_rule_metrics_with_rule_dimension(capsys: pytest.CaptureFixture[str]) -> None:
-    sink = make_sink()
+    sink = make_sink(per_rule_metrics=("team-a/web",))
 
-    sink.decision(make_record(querySamplesProcessed=1234), make_decision(), make_rule())
+    sink.decision(make_record(querySamplesProcessed=1234), make_decision(), make_rule(), full=True)
 
     _, emf = read_lines(capsys)
     per_rule = [b for b in emf if blob_dimensions(b) == {"Rule": "team-a/web"}]
@@ -159,9 +160,9 @@ def test_decision_rule_metrics_with_rule_dimension(capsys: pytest.CaptureFixture
 
 
 def test_decision_metric_value_and_target_per_metric_dimension(capsys: pytest.CaptureFixture[str]) -> None:
-    sink = make_sink()
+    sink = make_sink(per_rule_metrics=("team-a/web",))
 
-    sink.decision(make_record(), make_decision(queue_error=True), make_rule())
+    sink.decision(make_record(), make_decision(queue_error=True), make_rule(), full=True)
 
     _, emf = read_lines(capsys)
     per_metric = {
@@ -190,10 +191,13 @@ def test_decision_flags_become_zero_or_one(
     limited: bool,
     expected: dict[str, float],
 ) -> None:
-    sink = make_sink()
+    sink = make_sink(per_rule_metrics=("team-a/web",))
 
     sink.decision(
-        make_record(patched=patched), make_decision(limited=limited, fallback=fallback), make_rule()
+        make_record(patched=patched),
+        make_decision(limited=limited, fallback=fallback),
+        make_rule(),
+        full=True,
     )
 
     _, emf = read_lines(capsys)
@@ -209,7 +213,7 @@ def test_service_env_adds_no_dimension(
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "ampscaler-scaler")
     sink = make_sink()
 
-    sink.decision(make_record(), make_decision(), make_rule())
+    sink.decision(make_record(), make_decision(), make_rule(), full=True)
     sink.flush()
 
     _, emf = read_lines(capsys)
@@ -219,7 +223,7 @@ def test_service_env_adds_no_dimension(
 
 
 def test_rule_invalid_logs_parameter_version_errors_and_counts(capsys: pytest.CaptureFixture[str]) -> None:
-    sink = make_sink(shard=2)
+    sink = make_sink(shard=2, per_rule_metrics=("*",))
     loaded = LoadedRule(
         name="team-a/web",
         parameter="/ampscaler/rules/team-a/web",
@@ -248,7 +252,7 @@ def test_rule_invalid_logs_parameter_version_errors_and_counts(capsys: pytest.Ca
 def test_evaluation_error_redacts_tokens_and_any_rule_has_no_rule_blob(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    sink = make_sink()
+    sink = make_sink(per_rule_metrics=("*",))
 
     sink.evaluation_error("team-a/web", "401 from API with Authorization: Bearer k8s-aws-v1.aHR0cHM6Ly9zdHM")
     sink.evaluation_error("*", "could not load rules: AccessDenied")
@@ -266,13 +270,16 @@ def test_flush_writes_fleet_aggregates_and_shard_ticks_then_resets(
 ) -> None:
     sink = make_sink(shard=0)
     # "a": one metric failed and the rule is held at maxReplicas; "b": clean and in range.
-    sink.decision(make_record(rule="a"), make_decision(), make_rule("a"))
+    sink.decision(make_record(rule="a"), make_decision(), make_rule("a"), full=True)
     sink.decision(
-        make_record(rule="b"), make_decision(limited=False, queue_error=False, fallback=True), make_rule("b")
+        make_record(rule="b"),
+        make_decision(limited=False, queue_error=False, fallback=True),
+        make_rule("b"),
+        full=False,
     )
     sink.evaluation_error("c", "timeout")
-    sink.tick_finished(1.25, completed=True)
-    sink.tick_finished(0.5, completed=False)
+    sink.tick_finished({"slot": "000000000001"}, 1.25, ran=True)
+    sink.tick_finished({"slot": "000000000002", "dropped": "late"}, 0.0, ran=False)
     capsys.readouterr()
 
     sink.flush()
@@ -284,32 +291,67 @@ def test_flush_writes_fleet_aggregates_and_shard_ticks_then_resets(
     # Alarms cannot SEARCH, so fleet-wide aggregates carry no per-shard or per-rule dimension.
     assert blob_dimensions(fleet) == {}
     assert blob_metrics(fleet) == {
-        "RulesEvaluated": 2.0,
         "RuleInvalid": 0.0,
-        # a's failed metric + c's failed evaluation
+        # a's evaluation with a failed metric + c's failed evaluation: one per evaluation
         "EvaluationErrors": 2.0,
         "FallbackActive": 1.0,
         "RulesAtMaxReplicas": 1.0,
-        "TickDuration": [1250.0, 500.0],
     }
-    assert blob_units(fleet)["TickDuration"] == "Milliseconds"
+    # One sample per slot that ran: the "no tick" alarm counts them; a dropped slot has none.
     assert blob_dimensions(shard) == {"Shard": "0"}
-    assert blob_metrics(shard) == {"TickCompleted": [1.0, 0.0]}
-    # Counters restart after a flush; tick metrics appear only when a tick was recorded.
+    assert blob_metrics(shard) == {"TickDuration": 1250.0}
+    assert blob_units(shard)["TickDuration"] == "Milliseconds"
+    # Counters restart after a flush; TickDuration appears only when a slot ran.
     assert blob_metrics(second) == {
-        "RulesEvaluated": 0.0,
         "RuleInvalid": 0.0,
         "EvaluationErrors": 0.0,
         "FallbackActive": 0.0,
         "RulesAtMaxReplicas": 0.0,
     }
+    assert set(blob_metrics(fleet)) | set(blob_metrics(shard)) == set(FLEET_METRICS)
+
+
+def test_by_default_no_per_rule_metric_whatever_the_number_of_rules(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sink = make_sink(shard=1)
+    for i in range(20):
+        sink.decision(make_record(rule=f"r{i}"), make_decision(), make_rule(f"r{i}"), full=True)
+        sink.rule_invalid(LoadedRule(f"bad{i}", f"/p/bad{i}", 1, None, ("broken",)))
+        sink.evaluation_error(f"r{i}", "timeout")
+    sink.tick_finished({"slot": "000000000001"}, 0.2, ran=True)
+    sink.flush()
+
+    _, emf = read_lines(capsys)
+    dimensions = [blob_dimensions(b) for b in emf]
+    assert dimensions == [{}, {"Shard": "1"}]
+    names = {name for b in emf for name in blob_metrics(b)}
+    assert names == set(FLEET_METRICS)
+    assert not names & (set(PER_RULE_METRICS) - set(FLEET_METRICS))
+
+
+def test_compact_decisions_ride_on_the_one_tick_line(capsys: pytest.CaptureFixture[str]) -> None:
+    sink = make_sink()
+    sink.decision(make_record(rule="a"), make_decision(queue_error=False), make_rule("a"), full=False)
+    sink.decision(make_record(rule="b"), make_decision(), make_rule("b"), full=True)
+
+    sink.tick_finished({"slot": "000000000007", "evaluated": 2}, 0.25, ran=True)
+
+    logs, _ = read_lines(capsys)
+    assert [log["event"] for log in logs] == ["decision", "tick"]
+    assert logs[0]["rule"] == "b"
+    tick = logs[1]
+    assert tick["slot"] == "000000000007" and tick["evaluated"] == 2
+    # [rule, current, desired, [each metric's current value]]
+    assert tick["rules"] == [["a", 3, 7, [233.5, 10.0]]]
+    assert sink.bytes_logged["tick"] > 0 and sink.bytes_logged["decision"] > sink.bytes_logged["tick"]
 
 
 def test_reserved_and_secret_keys_do_not_break_or_leak(capsys: pytest.CaptureFixture[str]) -> None:
     sink = make_sink()
     record = make_record(name="shadows LogRecord.name", headers={"Authorization": "AWS4-HMAC-SHA256 abc"})
 
-    sink.decision(record, make_decision(), make_rule())
+    sink.decision(record, make_decision(), make_rule(), full=True)
 
     logs, _ = read_lines(capsys)
     assert logs[0]["name_"] == "shadows LogRecord.name"
@@ -322,7 +364,7 @@ def test_metrics_disabled_env_prints_no_emf(
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     sink = make_sink()
 
-    sink.decision(make_record(), make_decision(), make_rule())
+    sink.decision(make_record(), make_decision(), make_rule(), full=True)
     sink.flush()
 
     logs, emf = read_lines(capsys)

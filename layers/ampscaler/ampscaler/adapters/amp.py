@@ -530,7 +530,13 @@ class AmpMetricsSource:
         status: int | None = None
         failure = ""
 
+        # The last answer the server gave (e.g. "HTTP 503 ..."): when a later attempt only fails in
+        # transport (a dropped keep-alive connection, a timeout), that answer is the news.
+        answered = ""
+
         def failed(message: str) -> _QueryFailed:
+            if answered and not message.startswith(answered):
+                message = f"{answered}; then {message}"
             return _QueryFailed(message, QueryStats(None, self._clock() - started, attempt, status))
 
         while True:
@@ -595,7 +601,7 @@ class AmpMetricsSource:
                         raise failed(f"{target.description} answered HTTP 200 but {exc}") from None
                     stats = QueryStats(samples, self._clock() - started, attempt, status, warnings)
                     return _Answer(data, stats)
-                failure = describe_http_error(status, body, target)
+                failure = answered = describe_http_error(status, body, target)
                 if status not in RETRYABLE_STATUS:
                     raise failed(failure)
                 retry_after = _retry_after(response.headers.get("Retry-After"))

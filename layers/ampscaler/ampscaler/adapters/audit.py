@@ -1,14 +1,16 @@
-"""AuditSink on Powertools: one structured decision log record per evaluation and CloudWatch EMF metrics.
+"""AuditSink on Powertools: the decision log, the slot's tick line and CloudWatch EMF metrics.
+
+A decision is logged in full (the replayable record) when it acted, failed, changed something or
+is due for its heartbeat; otherwise it is one compact entry in the slot's single ``tick`` line,
+so a steady fleet logs a few bytes per rule per slot. By default only a fixed set of
+function-level metrics is emitted (what the alarms need); per-rule metrics are opt-in.
 
 EMF applies one set of dimensions to every metric in a blob, and Powertools' ``Metrics`` shares one
 metric set per process, so metrics with different dimension values cannot share it. Each
 dimension-value set therefore gets its own ``EphemeralMetrics`` blob (Powertools' isolated,
-non-singleton EMF provider): ``{Rule}`` per evaluation, ``{Rule, Metric}`` per metric, and
-``{Shard}`` for the function-level counters written by ``flush()``.
-
-Blobs are written as one ``write`` per line under a lock, not through Powertools' ``print``
-(two writes): the tick evaluates rules on threads and an EMF line split by another thread's log
-line would be lost to CloudWatch.
+non-singleton EMF provider). Blobs are written as one ``write`` per line under a lock, not
+through Powertools' ``print`` (two writes): the tick evaluates rules on threads and an EMF line
+split by another thread's log line would be lost to CloudWatch.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -34,6 +36,31 @@ NAMESPACE = "ampscaler"
 DIMENSION_RULE = "Rule"
 DIMENSION_METRIC = "Metric"
 DIMENSION_SHARD = "Shard"
+# Log event names ("event" key): the dashboard's and saved queries' filters use these words.
+EVENT_DECISION = "decision"
+EVENT_TICK = "tick"
+EVENT_EVALUATION_ERROR = "evaluationError"
+EVENT_RULE_INVALID = "ruleInvalid"
+LOG_EVENTS = (EVENT_DECISION, EVENT_TICK, EVENT_EVALUATION_ERROR, EVENT_RULE_INVALID)
+# Function-level metrics (dimension service; TickDuration also Shard): what the alarms read.
+FLEET_METRICS = ("EvaluationErrors", "RuleInvalid", "FallbackActive", "RulesAtMaxReplicas", "TickDuration")
+# Per-rule metrics, emitted only for rules named in PER_RULE_METRICS.
+PER_RULE_METRICS = (
+    "DesiredReplicas",
+    "CurrentReplicas",
+    "ScaleEvents",
+    "EvaluationErrors",
+    "FallbackActive",
+    "ScalingLimited",
+    "QuerySamplesProcessed",
+    "RuleInvalid",
+    "LastValidRuleActive",
+    "MetricValue",
+    "MetricTarget",
+)
+# Keys Powertools adds to every line (level, location, timestamp, service, cold_start and the
+# function_* fields), measured from a real line; counted into the bill's log bytes.
+_POWERTOOLS_LINE_OVERHEAD = 330
 # The tick reports failures that belong to no single rule (e.g. the rule list could not be read)
 # under this name; they are counted at function level only.
 ANY_RULE = "*"
@@ -57,11 +84,19 @@ _SECRET_TEXT = (
 class PowertoolsAuditSink:
     """ports.AuditSink writing through an injected Powertools ``Logger`` and EMF.
 
-    Per rule (dimension ``Rule``): DesiredReplicas, CurrentReplicas, ScaleEvents,
-    EvaluationErrors, FallbackActive, ScalingLimited, QuerySamplesProcessed, RuleInvalid,
-    LastValidRuleActive. Per rule metric (dimensions ``Rule``, ``Metric``): MetricValue,
-    MetricTarget. Per function (dimension ``Shard``, on ``flush``): RulesEvaluated, RuleInvalid,
-    EvaluationErrors, TickDuration (ms), TickCompleted.
+    Function level (every slot, on ``flush``; dimension ``service`` only, so an alarm can read
+    it): EvaluationErrors, RuleInvalid, FallbackActive, RulesAtMaxReplicas; plus TickDuration (ms)
+    with dimension ``Shard``, whose sample count is the number of slots the shard ran. That fixed
+    set, independent of the number of rules, is what the alarms need.
+
+    Per rule, only for rules named in ``per_rule_metrics`` ("*" for all; $0.30 per metric-month
+    each): DesiredReplicas, CurrentReplicas, ScaleEvents, EvaluationErrors, FallbackActive,
+    ScalingLimited, QuerySamplesProcessed, RuleInvalid, LastValidRuleActive (dimension ``Rule``)
+    and MetricValue, MetricTarget (``Rule``, ``Metric``). Without them the dashboard's per-rule
+    views come from the decision log.
+
+    Decisions are logged in full (the replayable record) when the tick says so, else as a
+    compact entry of the slot's one ``tick`` line.
 
     Parameters
     ----------
@@ -70,10 +105,12 @@ class PowertoolsAuditSink:
     namespace:
         CloudWatch namespace of every metric.
     shard:
-        Value of the ``Shard`` dimension on function-level metrics (``SHARD_INDEX``).
+        Value of the ``Shard`` dimension (``SHARD_INDEX``).
     service:
         Adds Powertools' ``service`` dimension to every blob when set. None (default) keeps the
         dimension sets exactly as listed above even if ``POWERTOOLS_SERVICE_NAME`` is set.
+    per_rule_metrics:
+        Rule names (or "*") whose decisions also emit per-rule metrics.
     """
 
     def __init__(
@@ -83,40 +120,67 @@ class PowertoolsAuditSink:
         namespace: str = NAMESPACE,
         shard: str | int = 0,
         service: str | None = None,
+        per_rule_metrics: tuple[str, ...] = (),
     ) -> None:
         self.logger = logger
         self.namespace = namespace
         self.shard = str(shard)
         self.service = service
+        self.per_rule_metrics = per_rule_metrics
         self._lock = threading.Lock()
-        self._rules_evaluated = 0
         self._rules_invalid = 0
         self._errors = 0
         self._fallback_active = 0
         self._at_max = 0
         self._tick_durations_ms: list[float] = []
-        self._ticks_completed: list[int] = []
+        self._compact: list[list[Any]] = []
+        # What was written, for the benchmark's bill: log bytes by kind, EMF lines.
+        self.bytes_logged: dict[str, int] = {"decision": 0, "tick": 0, "error": 0, "emf": 0}
+
+    def _per_rule(self, rule_name: str) -> bool:
+        return "*" in self.per_rule_metrics or rule_name in self.per_rule_metrics
 
     # -- ports.AuditSink ---------------------------------------------------------------------
 
-    def decision(self, record: Mapping[str, object], decision: Decision, rule: Rule) -> None:
-        """Log ``record`` as one ``{"event": "decision", ...}`` line and emit the rule's metrics.
+    def decision(self, record: Mapping[str, object], decision: Decision, rule: Rule, *, full: bool) -> None:
+        """Account for one decision: log ``record`` whole when ``full``, else keep a compact entry.
 
-        ``record`` is written as given (``input``/``output`` untouched, so the decision replays);
-        other fields have credential-looking values redacted. Metrics come from ``decision``;
-        ``record["patched"]`` drives ScaleEvents and ``record["querySamplesProcessed"]`` (if a
-        number) QuerySamplesProcessed.
+        The full record is one ``{"event": "decision", ...}`` line with ``input``/``output``
+        untouched, so it replays; other fields have credential-looking values redacted. The
+        compact entry ``[rule, current, desired, [metric values...]]`` goes into the slot's
+        ``tick`` line. Per-rule metrics are emitted only for opted-in rules.
         """
-        payload = {"event": "decision", **_log_safe(record)}
-        self.logger.info("decision", extra=payload)
         name = str(record.get("rule") or rule.name)
+        if full:
+            payload = {"event": "decision", **_log_safe(record)}
+            self._log(self.logger.info, "decision", "decision", payload)
+        else:
+            entry = [
+                name,
+                decision.current_replicas,
+                decision.desired_replicas,
+                [m.current for m in decision.metrics],
+            ]
+            with self._lock:
+                self._compact.append(entry)
+        at_max = any(
+            c.type == "ScalingLimited" and c.status and c.reason == "TooManyReplicas"
+            for c in decision.conditions
+        )
+        invalid_metrics = sum(1 for m in decision.metrics if not m.valid)
+        with self._lock:
+            # An evaluation whose metrics could not (all) be evaluated counts once.
+            self._errors += 1 if invalid_metrics else 0
+            self._fallback_active += 1 if decision.fallback_active else 0
+            self._at_max += 1 if at_max else 0
+        if not self._per_rule(name):
+            return
         samples = record.get("querySamplesProcessed")
         values: dict[str, tuple[float, str]] = {
             "DesiredReplicas": (decision.desired_replicas, MetricUnit.Count.value),
             "CurrentReplicas": (decision.current_replicas, MetricUnit.Count.value),
             "ScaleEvents": (1 if record.get("patched") is True else 0, MetricUnit.Count.value),
-            # Metrics that could not be evaluated this time (query failed, bad data).
-            "EvaluationErrors": (sum(1 for m in decision.metrics if not m.valid), MetricUnit.Count.value),
+            "EvaluationErrors": (1 if invalid_metrics else 0, MetricUnit.Count.value),
             "FallbackActive": (1 if decision.fallback_active else 0, MetricUnit.Count.value),
             "ScalingLimited": (
                 1 if any(c.type == "ScalingLimited" and c.status for c in decision.conditions) else 0,
@@ -133,23 +197,16 @@ class PowertoolsAuditSink:
             if result.current is not None:
                 per_metric["MetricValue"] = (result.current, MetricUnit.NoUnit.value)
             self._emit({DIMENSION_RULE: name, DIMENSION_METRIC: result.name}, per_metric)
-        at_max = any(
-            c.type == "ScalingLimited" and c.status and c.reason == "TooManyReplicas"
-            for c in decision.conditions
-        )
-        with self._lock:
-            self._rules_evaluated += 1
-            self._errors += 1 if values["EvaluationErrors"][0] else 0
-            self._fallback_active += 1 if decision.fallback_active else 0
-            self._at_max += 1 if at_max else 0
 
     def rule_invalid(self, loaded: LoadedRule) -> None:
         """Log the invalid rule with its parameter, version and every error; count RuleInvalid."""
         kept = loaded.rule is not None
-        self.logger.error(
+        self._log(
+            self.logger.error,
+            "error",
             "rule invalid",
-            extra={
-                "event": "ruleInvalid",
+            {
+                "event": EVENT_RULE_INVALID,
                 "rule": loaded.name,
                 "parameter": loaded.parameter,
                 "parameterVersion": loaded.version,
@@ -158,69 +215,78 @@ class PowertoolsAuditSink:
                 "action": "the last valid version keeps running" if kept else "the rule is skipped",
             },
         )
-        self._emit(
-            {DIMENSION_RULE: loaded.name},
-            {
-                "RuleInvalid": (1, MetricUnit.Count.value),
-                "LastValidRuleActive": (1 if kept else 0, MetricUnit.Count.value),
-            },
-        )
+        if self._per_rule(loaded.name):
+            self._emit(
+                {DIMENSION_RULE: loaded.name},
+                {
+                    "RuleInvalid": (1, MetricUnit.Count.value),
+                    "LastValidRuleActive": (1 if kept else 0, MetricUnit.Count.value),
+                },
+            )
         with self._lock:
             self._rules_invalid += 1
 
     def evaluation_error(self, rule_name: str, message: str) -> None:
-        """Log an evaluation that could not complete and count EvaluationErrors for the rule."""
-        self.logger.error(
+        """Log an evaluation that could not complete and count it in EvaluationErrors."""
+        self._log(
+            self.logger.error,
+            "error",
             "evaluation error",
-            extra={"event": "evaluationError", "rule": rule_name, "error": redact_text(message)},
+            {"event": EVENT_EVALUATION_ERROR, "rule": rule_name, "error": redact_text(message)},
         )
-        if rule_name != ANY_RULE:
+        if rule_name != ANY_RULE and self._per_rule(rule_name):
             self._emit({DIMENSION_RULE: rule_name}, {"EvaluationErrors": (1, MetricUnit.Count.value)})
         with self._lock:
             self._errors += 1
 
     # -- function level ----------------------------------------------------------------------
 
-    def tick_finished(self, duration_seconds: float, completed: bool) -> None:
-        """Record one tick: TickDuration (ms) and TickCompleted (1 if every rule finished in time)."""
+    def tick_finished(self, summary: Mapping[str, Any], duration_seconds: float, ran: bool) -> None:
+        """Log the slot's one ``tick`` line (its summary plus the compact decision entries).
+
+        A slot that ran (``ran``) also counts one TickDuration sample: the "no tick" alarm counts them.
+        """
         with self._lock:
-            self._tick_durations_ms.append(round(duration_seconds * 1000.0, 3))
-            self._ticks_completed.append(1 if completed else 0)
+            compact, self._compact = self._compact, []
+            if ran:
+                self._tick_durations_ms.append(round(duration_seconds * 1000.0, 3))
+        self._log(
+            self.logger.info,
+            "tick",
+            "tick",
+            {"event": EVENT_TICK, "shard": self.shard, **summary, "rules": compact},
+        )
 
     def flush(self) -> None:
         """Write the function-level blobs and reset their counters.
 
-        Alarms cannot use SEARCH, so the fleet-wide aggregates (RulesEvaluated, RuleInvalid,
-        EvaluationErrors, FallbackActive, RulesAtMaxReplicas, TickDuration) carry no dimension
-        but ``service``; TickCompleted also carries ``Shard`` so a silent shard is visible.
-        Counters are written even when zero, so missing data means a tick that never ran.
+        Alarms cannot use SEARCH, so the fleet-wide aggregates carry no dimension but ``service``;
+        TickDuration also carries ``Shard`` so a silent shard is visible. Counters are written even
+        when zero, so missing data means a slot that never ran.
         """
         with self._lock:
-            counters = (
-                self._rules_evaluated,
-                self._rules_invalid,
-                self._errors,
-                self._fallback_active,
-                self._at_max,
-            )
-            durations, completed = self._tick_durations_ms, self._ticks_completed
-            self._rules_evaluated = self._rules_invalid = self._errors = 0
-            self._fallback_active = self._at_max = 0
-            self._tick_durations_ms, self._ticks_completed = [], []
+            counters = (self._rules_invalid, self._errors, self._fallback_active, self._at_max)
+            durations = self._tick_durations_ms
+            self._rules_invalid = self._errors = self._fallback_active = self._at_max = 0
+            self._tick_durations_ms = []
         fleet = self._provider({})
-        fleet.add_metric(name="RulesEvaluated", unit=MetricUnit.Count, value=counters[0])
-        fleet.add_metric(name="RuleInvalid", unit=MetricUnit.Count, value=counters[1])
-        fleet.add_metric(name="EvaluationErrors", unit=MetricUnit.Count, value=counters[2])
-        fleet.add_metric(name="FallbackActive", unit=MetricUnit.Count, value=counters[3])
-        fleet.add_metric(name="RulesAtMaxReplicas", unit=MetricUnit.Count, value=counters[4])
-        for value in durations:
-            fleet.add_metric(name="TickDuration", unit=MetricUnit.Milliseconds, value=value)
+        fleet.add_metric(name="RuleInvalid", unit=MetricUnit.Count, value=counters[0])
+        fleet.add_metric(name="EvaluationErrors", unit=MetricUnit.Count, value=counters[1])
+        fleet.add_metric(name="FallbackActive", unit=MetricUnit.Count, value=counters[2])
+        fleet.add_metric(name="RulesAtMaxReplicas", unit=MetricUnit.Count, value=counters[3])
         self._write(fleet)
-        if completed:
+        if durations:
             shard = self._provider({DIMENSION_SHARD: self.shard})
-            for flag in completed:
-                shard.add_metric(name="TickCompleted", unit=MetricUnit.Count, value=flag)
+            for value in durations:
+                shard.add_metric(name="TickDuration", unit=MetricUnit.Milliseconds, value=value)
             self._write(shard)
+
+    def _log(self, method: Callable[..., None], kind: str, message: str, extra: Mapping[str, Any]) -> None:
+        method(message, extra=dict(extra))
+        # The bill counts log bytes; the Powertools line adds its standard keys to ``extra``.
+        size = len(json.dumps(extra, separators=(",", ":"), default=str)) + _POWERTOOLS_LINE_OVERHEAD
+        with self._lock:
+            self.bytes_logged[kind] += size
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -243,6 +309,7 @@ class PowertoolsAuditSink:
             return
         line = json.dumps(metrics.serialize_metric_set(), separators=(",", ":")) + "\n"
         with self._lock:
+            self.bytes_logged["emf"] += len(line)
             # sys.stdout looked up per call: Lambda's stdout, or whatever a test put there.
             sys.stdout.write(line)
             sys.stdout.flush()

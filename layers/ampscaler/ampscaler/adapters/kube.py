@@ -102,6 +102,7 @@ class EksScaleTarget:
         plurals: Mapping[tuple[str, str], str] | None = None,
         pool_maxsize: int = 16,
         reporting_instance: str = EVENT_COMPONENT,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._tokens = tokens
         self._resolver = clusters if clusters is not None else EksClusterResolver().describe_cluster
@@ -110,6 +111,7 @@ class EksScaleTarget:
         self._plurals = dict(plurals or {})
         self._pool_maxsize = pool_maxsize
         self._reporting_instance = reporting_instance
+        self._clock = clock
         self._lock = threading.Lock()
         self._clients: dict[str, _ClusterClients] = {}
         # metadata.uid of each target as last read, so Events carry involvedObject.uid
@@ -169,7 +171,7 @@ class EksScaleTarget:
 
     # -- the port ------------------------------------------------------------------------------
 
-    def read_scale(self, target: ScaleTargetRef) -> ScaleReading:
+    def read_scale(self, target: ScaleTargetRef, *, deadline: float | None = None) -> ScaleReading:
         """GET the target's /scale subresource.
 
         Raises
@@ -180,19 +182,28 @@ class EksScaleTarget:
         clients = self._clients_for(target.cluster)
         if self._is_apps(target):
             method = getattr(clients.apps, f"read_namespaced_{_APPS_KINDS[target.kind]}_scale")
-            scale = self._call(target, "get", lambda: method(target.name, target.namespace, **self._raw))
+            scale = self._call(
+                target, "get", lambda: method(target.name, target.namespace, **self._raw(target, deadline))
+            )
         else:
             group, version = self._group_version(target)
             scale = self._call(
                 target,
                 "get",
                 lambda: clients.custom.get_namespaced_custom_object_scale(
-                    group, version, target.namespace, self.plural(target), target.name, **self._raw
+                    group,
+                    version,
+                    target.namespace,
+                    self.plural(target),
+                    target.name,
+                    **self._raw(target, deadline),
                 ),
             )
         return self._reading(target, scale)
 
-    def list_pods(self, target: ScaleTargetRef, selector: str) -> Sequence[PodInfo]:
+    def list_pods(
+        self, target: ScaleTargetRef, selector: str, *, deadline: float | None = None
+    ) -> Sequence[PodInfo]:
         """Pods of the target's namespace matching the scale's ``status.selector``, page by page.
 
         Raises
@@ -209,21 +220,21 @@ class EksScaleTarget:
         pods: list[PodInfo] = []
         continue_token = ""
         while True:
-            kwargs: dict[str, Any] = {"label_selector": selector, "limit": _POD_PAGE_SIZE, **self._raw}
+            kwargs: dict[str, Any] = {"label_selector": selector, "limit": _POD_PAGE_SIZE}
             if continue_token:
                 kwargs["_continue"] = continue_token
+            request = functools.partial(clients.core.list_namespaced_pod, target.namespace, **kwargs)
             page = self._call(
-                target,
-                "list",
-                functools.partial(clients.core.list_namespaced_pod, target.namespace, **kwargs),
-                resource="pods",
+                target, "list", functools.partial(self._send, request, target, deadline), resource="pods"
             )
             pods.extend(_pod_info(item) for item in page.get("items") or ())
             continue_token = str((page.get("metadata") or {}).get("continue") or "")
             if not continue_token:
                 return pods
 
-    def patch_replicas(self, target: ScaleTargetRef, replicas: int, resource_version: str) -> ScaleReading:
+    def patch_replicas(
+        self, target: ScaleTargetRef, replicas: int, resource_version: str, *, deadline: float | None = None
+    ) -> ScaleReading:
         """PATCH ``spec.replicas`` with ``metadata.resourceVersion`` as the concurrency precondition.
 
         Raises
@@ -241,7 +252,7 @@ class EksScaleTarget:
             scale = self._call(
                 target,
                 "patch",
-                lambda: method(target.name, target.namespace, body, **self._raw),
+                lambda: method(target.name, target.namespace, body, **self._raw(target, deadline)),
                 resource_version=resource_version,
             )
         else:
@@ -252,7 +263,13 @@ class EksScaleTarget:
                 target,
                 "patch",
                 lambda: clients.custom.patch_namespaced_custom_object_scale(
-                    group, version, target.namespace, self.plural(target), target.name, body, **self._raw
+                    group,
+                    version,
+                    target.namespace,
+                    self.plural(target),
+                    target.name,
+                    body,
+                    **self._raw(target, deadline),
                 ),
                 resource_version=resource_version,
             )
@@ -267,7 +284,15 @@ class EksScaleTarget:
         )
         return reading
 
-    def record_event(self, target: ScaleTargetRef, event_type: str, reason: str, message: str) -> None:
+    def record_event(
+        self,
+        target: ScaleTargetRef,
+        event_type: str,
+        reason: str,
+        message: str,
+        *,
+        deadline: float | None = None,
+    ) -> None:
         """Create a core/v1 Event on the target like the HPA's recorder; log and swallow any failure."""
         try:
             clients = self._clients_for(target.cluster)
@@ -302,7 +327,9 @@ class EksScaleTarget:
             self._call(
                 target,
                 "create",
-                lambda: clients.core.create_namespaced_event(target.namespace, event, **self._raw),
+                lambda: clients.core.create_namespaced_event(
+                    target.namespace, event, **self._raw(target, deadline)
+                ),
                 resource="events",
             )
         except Exception as exc:  # an Event is best effort: it never fails the tick
@@ -322,9 +349,27 @@ class EksScaleTarget:
             return _APPS_PLURALS[target.kind]
         return self._plurals.get((target.api_version, target.kind), target.kind.lower() + "s")
 
-    @property
-    def _raw(self) -> dict[str, Any]:
-        return {"_preload_content": False, "_request_timeout": self._timeout}
+    def _send(self, request: Callable[..., Any], target: ScaleTargetRef, deadline: float | None) -> Any:
+        return request(**self._raw(target, deadline))
+
+    def _raw(self, target: ScaleTargetRef, deadline: float | None) -> dict[str, Any]:
+        """Request options: raw body, and socket timeouts clamped to the time left before ``deadline``.
+
+        Raises
+        ------
+        ScaleTargetError
+            The deadline has passed: the request is not sent.
+        """
+        connect, read = self._timeout
+        if deadline is not None:
+            left = deadline - self._clock()
+            if left <= 0:
+                raise ScaleTargetError(
+                    f"deadline passed before calling the Kubernetes API of cluster {target.cluster} "
+                    f"for {self._describe(target)}"
+                )
+            connect, read = min(connect, left), min(read, left)
+        return {"_preload_content": False, "_request_timeout": (connect, read)}
 
     def _reading(self, target: ScaleTargetRef, scale: Mapping[str, Any]) -> ScaleReading:
         """A Scale object -> ScaleReading; remembers the object's uid for Events."""

@@ -159,9 +159,8 @@ def describe_json(
         "lastScaleTime": state.last_scale_time if state else None,
         "lastDecision": dict(view.last_decision) if view.last_decision else None,
         "engineState": None if engine is None else contract.state_to_dict(engine),
-        "lease": None
-        if record is None or record.lease_owner is None
-        else {"owner": record.lease_owner, "expires": record.lease_expires},
+        # Steady evaluations are not written, so this may be older than lastEvaluated.
+        "stateWritten": None if state is None else state.written_at,
         "recentErrors": recent_errors(view),
         "invalidVersions": None
         if invalid is None
@@ -281,8 +280,10 @@ def render(view: RuleView, invalid: list[InvalidVersion] | None, running: int | 
         lines.extend(
             _errors_section(f"Validation errors (version {view.loaded.version})", list(view.loaded.errors))
         )
-    if record is not None and record.lease_owner is not None:
-        lines.append(_line("Lease", f"held by {record.lease_owner} until {timestamp(record.lease_expires)}"))
+    if record is not None and record.state.written_at is not None:
+        lines.append(
+            _line("State written", f"{timestamp(record.state.written_at)} (slot {record.state.slot})")
+        )
     lines.extend(_invalid_section(invalid))
     return "\n".join(lines)
 
