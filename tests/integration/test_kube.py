@@ -10,12 +10,14 @@ import json
 import logging
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 import urllib3
 
+from ampscaler.adapters.bounded_http import quote_response
 from ampscaler.adapters.eks_token import EksClusterInfo, EksTokenProvider
 from ampscaler.adapters.kube import EksScaleTarget
 from ampscaler.engine.types import PodInfo
@@ -221,7 +223,8 @@ def test_list_pods_follows_continue_tokens(kube_sim: KubeApiSimulator, kube_targ
 
     assert len(pods) == 1201
     assert len({p.name for p in pods}) == 1201
-    assert [r.query.get("limit") for r in kube_sim.requests] == [["500"]] * 3
+    # 100 pods a page keeps each response far below the byte cap.
+    assert [r.query.get("limit") for r in kube_sim.requests] == [["100"]] * 13
 
 
 def test_list_pods_with_an_empty_selector_is_refused_without_a_request(
@@ -363,8 +366,8 @@ def test_403_names_the_access_entry_policy_and_rbac(
     assert message.startswith(
         f"forbidden: {KUBE_PRINCIPAL} may not patch deployments/scale for Deployment shop/frontend"
     )
-    assert "EKS access entry with the AmazonEKSEditPolicy access policy" in message
-    assert "scoped to namespace shop" in message
+    assert "AccessMode=rbac" in message and "namespace shop" in message
+    assert "AccessMode=access-policy add namespace shop to the AmazonEKSEditPolicy access scope" in message
     assert (
         'deployments.apps "frontend" is forbidden: User "arn:aws:sts::111122223333:assumed-role/'
         'ampscaler-scaler/AKIAKUBESIMEXAMPLE01" cannot patch resource "deployments/scale" '
@@ -801,3 +804,73 @@ def test_sim_stores_events_k8s_io_v1_events(kube_sim: KubeApiSimulator, eks_toke
     assert status == 201
     assert body["apiVersion"] == "events.k8s.io/v1"
     assert [e["note"] for e in kube_sim.events("shop", name="frontend")] == ["New size: 3"]
+
+
+# -- bounded responses, one deadline per request, what Events may say ----------------------------
+
+
+@pytest.mark.parametrize("status", [None, 500], ids=["150 MB scale", "150 MB error body"])
+def test_huge_answer_is_cut_off_at_the_byte_cap_without_holding_it(
+    kube_sim: KubeApiSimulator, kube_target: EksScaleTarget, status: int | None
+) -> None:
+    # The error case is read by the kubernetes client itself (ApiException reads the body): the
+    # cap holds there too, because it is enforced on the connection.
+    add_all_kinds(kube_sim)
+    kube_sim.inject(status, path="/scale$", pad_bytes=150 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ScaleTargetError, match="over the 4194304-byte limit") as caught:
+            kube_target.read_scale(FRONTEND)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "reads at most 4194304 bytes per response" in str(caught.value)
+    assert peak < 32 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+    # The cut-off connection is not reused mid-body: the next call works.
+    assert kube_target.read_scale(FRONTEND).scale.spec_replicas == 3
+
+
+def test_slow_drip_is_cut_off_at_the_request_deadline(
+    kube_sim: KubeApiSimulator, eks_tokens: EksTokenProvider
+) -> None:
+    # A byte every 0.3 s never trips the 2 s read timeout; the answer would take over a minute.
+    add_all_kinds(kube_sim)
+    target = EksScaleTarget(
+        eks_tokens, sim_cluster_resolver(kube_sim), connect_timeout_seconds=1.0, read_timeout_seconds=2.0
+    )
+    kube_sim.inject(None, path="/scale$", drip_seconds=0.3, drip_bytes=1)
+    started = time.monotonic()
+    with pytest.raises(ScaleTargetError, match="did not finish before its deadline"):
+        target.read_scale(FRONTEND)
+    # The whole request is bounded by 1 s + 2 s; generous slack for a loaded machine.
+    assert time.monotonic() - started < 15
+    target.close()
+
+
+def test_event_message_drops_server_text_and_secrets(
+    kube_sim: KubeApiSimulator, kube_target: EksScaleTarget
+) -> None:
+    add_all_kinds(kube_sim)
+    error = (
+        "Prometheus at https://prom.example.com answered HTTP 500: "
+        + quote_response(b"internal layout: db=10.0.0.5 user=admin " + b"x" * 3000)
+        + "; token k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdz and Bearer abc.def"
+    )
+    kube_target.record_event(FRONTEND, "Warning", "FailedGetExternalMetric", error)
+    [event] = kube_sim.events("shop", reason="FailedGetExternalMetric")
+    message = event["message"]
+    assert "HTTP 500" in message and "server response omitted" in message
+    for leaked in ("10.0.0.5", "admin", "aHR0cHM6Ly9zdHMuYW1hem9uYXdz", "abc.def", "xxx"):
+        assert leaked not in message
+
+
+def test_unreachable_endpoint_message_names_the_endpoint_once(
+    eks_tokens: EksTokenProvider, kube_sim: KubeApiSimulator
+) -> None:
+    info = EksClusterInfo("prod", "https://127.0.0.1:1", kube_sim.ca_data)
+    target = EksScaleTarget(eks_tokens, lambda name: info, connect_timeout_seconds=0.5)
+    with pytest.raises(ScaleTargetError) as caught:
+        target.read_scale(FRONTEND)
+    message = str(caught.value)
+    assert message.count(" at ") == 1, message
+    assert "object at 0x" not in message and "Connection refused" in message

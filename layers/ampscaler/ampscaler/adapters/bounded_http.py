@@ -48,7 +48,6 @@ _SECRETS = (
     (re.compile(r"(?i)(Credential=)[A-Z0-9]{16,}[^,\s\"']*"), r"\1<redacted>"),
     # userinfo in any URL: scheme://user:password@host
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@\"']+@"), r"\1<redacted>@"),
-    (re.compile(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA)[A-Z0-9]{16}\b"), "<redacted-key-id>"),
 )
 
 _local = threading.local()
