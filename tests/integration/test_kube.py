@@ -11,18 +11,22 @@ import logging
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import boto3
 import pytest
 import urllib3
+from botocore.credentials import Credentials
 
+from ampscaler.adapters.amp import AmpMetricsSource
 from ampscaler.adapters.bounded_http import quote_response
 from ampscaler.adapters.eks_token import EksClusterInfo, EksTokenProvider
 from ampscaler.adapters.kube import EksScaleTarget
+from ampscaler.adapters.logging_guard import PINNED_LOGGERS, REDACTED_LOGGERS, guard_library_loggers
 from ampscaler.engine.types import PodInfo
 from ampscaler.errors import ConflictError, ScaleTargetError
-from ampscaler.model import ScaleTargetRef
+from ampscaler.model import MetricSpec, MetricTarget, Rule, ScaleTargetRef
 from devstack.kube_sim import (
     KubeApiSimulator,
     SelectorError,
@@ -31,7 +35,14 @@ from devstack.kube_sim import (
     parse_selector,
     selector_matches,
 )
-from tests.fixtures.kube import KUBE_PRINCIPAL, sim_cluster_resolver
+from tests.fixtures.kube import (
+    KUBE_ACCESS_KEY,
+    KUBE_PRINCIPAL,
+    KUBE_REGION,
+    KUBE_SECRET_KEY,
+    sim_cluster_resolver,
+)
+from tests.fixtures.prometheus import AmpStack
 
 pytestmark = pytest.mark.integration
 
@@ -874,3 +885,89 @@ def test_unreachable_endpoint_message_names_the_endpoint_once(
     message = str(caught.value)
     assert message.count(" at ") == 1, message
     assert "object at 0x" not in message and "Connection refused" in message
+
+
+# -- credentials never reach the logs, whatever the root level -----------------------------------
+
+
+@pytest.fixture
+def guarded_loggers() -> Iterator[None]:
+    """guard_library_loggers() for one test, with every touched logger restored afterwards."""
+    names = set(PINNED_LOGGERS) | set(REDACTED_LOGGERS)
+    saved = {name: (logging.getLogger(name).level, list(logging.getLogger(name).filters)) for name in names}
+    guard_library_loggers()
+    yield
+    for name, (level, filters) in saved.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.filters[:] = filters
+
+
+def test_no_credential_reaches_the_logs_at_root_debug(
+    amp_stack: AmpStack,
+    kube_sim: KubeApiSimulator,
+    caplog: pytest.LogCaptureFixture,
+    guarded_loggers: None,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert logging.getLogger().getEffectiveLevel() == logging.DEBUG
+    amp_session_token = "AMP-SESSION-TOKEN-0123456789abcdef"
+    kube_session_token = "KUBE-SESSION-TOKEN-0123456789abcdef"
+    now = time.time()
+    source = AmpMetricsSource(
+        workspace_id=amp_stack.workspace_id,
+        region=amp_stack.region,
+        session=boto3.Session(
+            aws_access_key_id=amp_stack.access_key_id,
+            aws_secret_access_key=amp_stack.secret_access_key,
+            aws_session_token=amp_session_token,
+            region_name=amp_stack.region,
+        ),
+        endpoint_url=amp_stack.endpoint_url,
+    )
+    spec = MetricSpec("m", "External", "vector(1)", MetricTarget(type="AverageValue", average_value=1))
+    rule = Rule("r", FRONTEND, 1, 3, (spec,))
+    assert source.observe(rule, spec, now, now + 10).value == 1.0
+    add_all_kinds(kube_sim)
+    tokens = RecordingTokens(
+        EksTokenProvider(
+            KUBE_REGION, credentials=Credentials(KUBE_ACCESS_KEY, KUBE_SECRET_KEY, kube_session_token)
+        )
+    )
+    target = EksScaleTarget(tokens, sim_cluster_resolver(kube_sim))
+    reading = target.read_scale(FRONTEND)
+    target.patch_replicas(FRONTEND, 4, reading.resource_version)
+    target.close()
+
+    logged = caplog.text
+    # Something was logged at DEBUG (the guard silences libraries, not the application).
+    assert caplog.records
+    signature = amp_stack.proxy.requests[0].headers["authorization"].rsplit("Signature=", 1)[1]
+    secrets = [
+        amp_stack.secret_access_key,
+        amp_session_token,
+        kube_session_token,
+        KUBE_SECRET_KEY,
+        signature,
+        *tokens.seen,
+        *(token[len("k8s-aws-v1.") :][:32] for token in tokens.seen),
+    ]
+    for secret in secrets:
+        assert secret not in logged
+    assert "X-Amz-Signature=" not in logged or "X-Amz-Signature=<redacted>" in logged
+
+
+def test_redaction_holds_when_a_library_logger_is_set_back_to_debug(
+    caplog: pytest.LogCaptureFixture, guarded_loggers: None
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("botocore").setLevel(logging.DEBUG)
+    logging.getLogger("botocore.auth").setLevel(logging.DEBUG)
+    session_token = "SESSION-TOKEN-SET-BACK-TO-DEBUG-42"
+    provider = EksTokenProvider(
+        KUBE_REGION, credentials=Credentials(KUBE_ACCESS_KEY, KUBE_SECRET_KEY, session_token)
+    )
+    token = provider.token("prod")
+    # botocore.auth did log the canonical request it signed, with the token masked.
+    assert "CanonicalRequest" in caplog.text
+    assert session_token not in caplog.text and token[11:43] not in caplog.text

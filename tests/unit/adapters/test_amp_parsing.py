@@ -292,38 +292,36 @@ ALLOW = ("https://prom.example.com/prometheus", "http://prom:9090")
 AMP_URL = "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-abc"
 URL_CASES = [
     UrlCase(
-        "AMP_URL URL signed for the host's region",
+        "AMP URL signed for the host's region",
         AMP_URL,
         sigv4=True,
         accepted=(AMP_URL, "eu-west-1", "ws-abc"),
     ),
     UrlCase(
-        "AMP_URL China URL signed",
+        "AMP China URL signed",
         "https://aps-workspaces.cn-north-1.amazonaws.com.cn/workspaces/ws-c",
         sigv4=True,
         accepted=("https://aps-workspaces.cn-north-1.amazonaws.com.cn/workspaces/ws-c", "cn-north-1", "ws-c"),
     ),
     UrlCase(
-        "AMP_URL FIPS dual-stack URL signed",
+        "AMP FIPS dual-stack URL signed",
         "https://aps-workspaces-fips.us-east-1.api.aws/workspaces/ws-f",
         sigv4=True,
         accepted=("https://aps-workspaces-fips.us-east-1.api.aws/workspaces/ws-f", "us-east-1", "ws-f"),
     ),
+    UrlCase("AMP over plain http", AMP_URL.replace("https", "http"), sigv4=True, error=("must be https://",)),
     UrlCase(
-        "AMP_URL over plain http", AMP_URL.replace("https", "http"), sigv4=True, error=("must be https://",)
-    ),
-    UrlCase(
-        "AMP_URL host other API path",
+        "AMP host other API path",
         AMP_URL + "/api/v1/remote_write",
         sigv4=True,
         error=("/workspaces/<ws-id>",),
     ),
-    UrlCase("AMP_URL region mismatch", AMP_URL, sigv4=True, region="us-east-1", error=("does not match",)),
+    UrlCase("AMP region mismatch", AMP_URL, sigv4=True, region="us-east-1", error=("does not match",)),
     UrlCase(
-        "look-alike host is not AMP_URL",
+        "look-alike host is not AMP",
         "https://aps-workspaces.us-east-1.amazonaws.com.evil.io/workspaces/ws-a",
         sigv4=True,
-        error=("neither an AMP_URL query endpoint", "ALLOWED_PROMETHEUS_URLS"),
+        error=("neither an AMP query endpoint", "ALLOWED_PROMETHEUS_URLS"),
     ),
     UrlCase("capture server signed", "https://capture.example.net", sigv4=True, error=("neither",)),
     UrlCase("capture server unsigned", "https://capture.example.net", error=("neither",)),
