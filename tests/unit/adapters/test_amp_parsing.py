@@ -15,6 +15,7 @@ from ampscaler.adapters.amp import (
     QueryTarget,
     amp_endpoint,
     describe_http_error,
+    is_amp_query_host,
     observation_from_data,
     parse_success,
     range_series_from_data,
@@ -410,16 +411,22 @@ def test_workspace_id_cannot_choose_the_signed_path() -> None:
 
 
 @pytest.mark.parametrize(
-    ("region", "fips", "expected"),
+    ("region", "fips", "dualstack", "expected"),
     [
-        ("us-east-1", False, "https://aps-workspaces.us-east-1.amazonaws.com"),
-        ("us-east-1", True, "https://aps-workspaces-fips.us-east-1.amazonaws.com"),
-        ("cn-north-1", False, "https://aps-workspaces.cn-north-1.amazonaws.com.cn"),
-        ("us-gov-west-1", True, "https://aps-workspaces-fips.us-gov-west-1.amazonaws.com"),
+        ("us-east-1", False, False, "https://aps-workspaces.us-east-1.amazonaws.com"),
+        ("us-east-1", True, False, "https://aps-workspaces-fips.us-east-1.amazonaws.com"),
+        ("cn-north-1", False, False, "https://aps-workspaces.cn-north-1.amazonaws.com.cn"),
+        ("us-gov-west-1", True, False, "https://aps-workspaces-fips.us-gov-west-1.amazonaws.com"),
+        ("eu-west-1", False, True, "https://aps-workspaces.eu-west-1.api.aws"),
+        ("us-east-2", True, True, "https://aps-workspaces-fips.us-east-2.api.aws"),
     ],
 )
-def test_amp_endpoint_follows_the_partition_and_fips(region: str, fips: bool, expected: str) -> None:
-    assert amp_endpoint(region, fips=fips) == expected
+def test_amp_endpoint_follows_the_partition_fips_and_dualstack(
+    region: str, fips: bool, dualstack: bool, expected: str
+) -> None:
+    assert amp_endpoint(region, fips=fips, dualstack=dualstack) == expected
+    # Every endpoint it builds is one the rule-URL policy recognizes as AMP (and signs for).
+    assert is_amp_query_host(expected.removeprefix("https://")) == region
 
 
 def test_default_target_honours_aws_use_fips_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -429,6 +436,14 @@ def test_default_target_honours_aws_use_fips_endpoint(monkeypatch: pytest.Monkey
     monkeypatch.setenv("AWS_USE_FIPS_ENDPOINT", "false")
     target = AmpMetricsSource(workspace_id="ws-a", region="cn-north-1", endpoint_url="").target_for(rule())
     assert target.url == "https://aps-workspaces.cn-north-1.amazonaws.com.cn/workspaces/ws-a"
+    monkeypatch.setenv("AWS_USE_DUALSTACK_ENDPOINT", "true")
+    target = AmpMetricsSource(workspace_id="ws-a", region="eu-west-1", endpoint_url="").target_for(rule())
+    assert target.url == "https://aps-workspaces.eu-west-1.api.aws/workspaces/ws-a"
+    # A configured endpoint (VPC endpoint, AMP_ENDPOINT_URL) wins over both.
+    configured = AmpMetricsSource(
+        workspace_id="ws-a", region="eu-west-1", endpoint_url="https://vpce.example"
+    )
+    assert configured.target_for(rule()).url == "https://vpce.example/workspaces/ws-a"
 
 
 def test_pool_holds_a_connection_per_tick_worker(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -80,14 +80,19 @@ def _endpoint_resolver() -> EndpointResolver:
     return EndpointResolver(create_loader().load_data("endpoints"))
 
 
-def _partition_dns_suffix(region: str) -> str:
-    """The DNS suffix of ``region``'s partition (amazonaws.com, amazonaws.com.cn, ...) from botocore."""
+def _partition_dns_suffix(region: str, *, dualstack: bool = False) -> str:
+    """The DNS suffix of ``region``'s partition (amazonaws.com, amazonaws.com.cn, api.aws, ...) from botocore."""
     try:
         resolver = _endpoint_resolver()
         partition = resolver.get_partition_for_region(region)
-        return str(resolver.get_partition_dns_suffix(partition))
-    except Exception:  # unknown region or botocore internals changed: the commercial suffix
-        return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        suffix = resolver.get_partition_dns_suffix(partition, ["dualstack"] if dualstack else None)
+        if suffix:
+            return str(suffix)
+    except Exception:  # unknown region or botocore internals changed: the commercial suffixes
+        pass
+    if dualstack:
+        return "api.amazonwebservices.com.cn" if region.startswith("cn-") else "api.aws"
+    return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
 
 
 @functools.cache
@@ -106,24 +111,24 @@ def _all_dns_suffixes() -> frozenset[str]:
     return frozenset(suffixes)
 
 
-def _use_fips_default() -> bool:
-    """``AWS_USE_FIPS_ENDPOINT`` / ``use_fips_endpoint`` as botocore resolves them."""
+def _botocore_flag(variable: str, env: str) -> bool:
+    """A boolean endpoint setting (env or ~/.aws/config) as botocore resolves it."""
     try:
         import botocore.session
 
-        return bool(botocore.session.get_session().get_config_variable("use_fips_endpoint"))
+        return bool(botocore.session.get_session().get_config_variable(variable))
     except Exception:
-        return os.environ.get("AWS_USE_FIPS_ENDPOINT", "").strip().lower() == "true"
+        return os.environ.get(env, "").strip().lower() == "true"
 
 
-def amp_endpoint(region: str, *, fips: bool = False) -> str:
+def amp_endpoint(region: str, *, fips: bool = False, dualstack: bool = False) -> str:
     """The AMP query endpoint of ``region`` (workspace URLs are ``{endpoint}/workspaces/{id}``).
 
-    The DNS suffix is the region's partition's (``amazonaws.com.cn`` in China); ``fips`` picks the
-    ``aps-workspaces-fips`` host.
+    The DNS suffix is the region's partition's (``amazonaws.com.cn`` in China, the dual-stack
+    ``api.aws`` with ``dualstack``); ``fips`` picks the ``aps-workspaces-fips`` host.
     """
     host = "aps-workspaces-fips" if fips else "aps-workspaces"
-    return f"https://{host}.{region}.{_partition_dns_suffix(region)}"
+    return f"https://{host}.{region}.{_partition_dns_suffix(region, dualstack=dualstack)}"
 
 
 def is_amp_query_host(host: str) -> str | None:
@@ -486,8 +491,9 @@ class AmpMetricsSource:
         URL prefixes a rule's ``prometheus.url`` may point at besides AMP query endpoints (never
         signed); default: ``ALLOWED_PROMETHEUS_URLS`` (comma-separated). http only where the entry
         itself is http.
-    use_fips_endpoint
-        Use ``aps-workspaces-fips``; default: botocore's ``AWS_USE_FIPS_ENDPOINT`` / config.
+    use_fips_endpoint, use_dualstack_endpoint
+        Use ``aps-workspaces-fips`` / the dual-stack suffix; default: botocore's
+        ``AWS_USE_FIPS_ENDPOINT`` / ``AWS_USE_DUALSTACK_ENDPOINT`` (or the config file).
     max_response_bytes, max_series
         Caps on one answer: body bytes (read by streaming, so the cap holds before the body is in
         memory; default ``QUERY_MAX_RESPONSE_BYTES`` or 4 MiB) and series in its result (default
@@ -518,6 +524,7 @@ class AmpMetricsSource:
         endpoint_url: str | None = None,
         allowed_prometheus_urls: Sequence[str] | None = None,
         use_fips_endpoint: bool | None = None,
+        use_dualstack_endpoint: bool | None = None,
         max_response_bytes: int | None = None,
         max_series: int | None = None,
         pool_maxsize: int | None = None,
@@ -541,7 +548,12 @@ class AmpMetricsSource:
             self.allowed_prometheus_urls = parse_allowed_urls(os.environ.get(ALLOWED_URLS_ENV))
         else:
             self.allowed_prometheus_urls = parse_allowed_urls(",".join(allowed_prometheus_urls))
-        self.use_fips_endpoint = _use_fips_default() if use_fips_endpoint is None else use_fips_endpoint
+        if use_fips_endpoint is None:
+            use_fips_endpoint = _botocore_flag("use_fips_endpoint", "AWS_USE_FIPS_ENDPOINT")
+        if use_dualstack_endpoint is None:
+            use_dualstack_endpoint = _botocore_flag("use_dualstack_endpoint", "AWS_USE_DUALSTACK_ENDPOINT")
+        self.use_fips_endpoint = use_fips_endpoint
+        self.use_dualstack_endpoint = use_dualstack_endpoint
         self.max_response_bytes = max_response_bytes or _env_int(
             MAX_RESPONSE_BYTES_ENV, DEFAULT_MAX_RESPONSE_BYTES
         )
@@ -668,7 +680,8 @@ class AmpMetricsSource:
             raise MetricQueryError(
                 "no AMP region: set AMP_REGION on the function or prometheus.region in the rule"
             )
-        base = (self.endpoint_url or amp_endpoint(region, fips=self.use_fips_endpoint)).rstrip("/")
+        default = amp_endpoint(region, fips=self.use_fips_endpoint, dualstack=self.use_dualstack_endpoint)
+        base = (self.endpoint_url or default).rstrip("/")
         return QueryTarget(url=f"{base}/workspaces/{workspace}", sign_region=region, workspace_id=workspace)
 
     def _url_target(self, url: str, region: str | None, sigv4: bool) -> QueryTarget:
