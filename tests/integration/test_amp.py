@@ -23,6 +23,7 @@ from requests_aws4auth import AWS4Auth
 
 from ampscaler.adapters.amp import AmpMetricsSource
 from ampscaler.adapters.bounded_http import strip_responses
+from ampscaler.errors import MetricQueryError
 from ampscaler.model import MetricSpec, MetricTarget, MetricType, PrometheusSource, Rule, ScaleTargetRef
 from devstack.backfill import backfill
 from devstack.prometheus import free_port
@@ -603,3 +604,19 @@ def test_slow_drip_is_cut_off_at_the_deadline(amp_stack: AmpStack) -> None:
     assert observation.error is not None and "did not answer before the deadline" in observation.error
     # Generous for a loaded machine: without the deadline this takes over 100 s.
     assert elapsed < 10.0
+
+
+def test_range_queries_have_their_own_byte_cap(amp_stack: AmpStack, metric_name: str) -> None:
+    # Backtests read far more than a tick: a range answer over the instant cap still succeeds,
+    # and is cut off at the range cap.
+    matrix = {"metric": {"pod": "p"}, "values": [[1, "1"]]}
+    body = _ok([matrix], "matrix")
+    amp_stack.proxy.inject(Fault(status=200, body=body, pad_bytes=8 * 1024 * 1024))
+    now = time.time()
+    source = make_source(amp_stack)
+    (series,) = source.query_range(metric_name, now - 60, now, 15)
+    assert series.samples == ((1.0, 1.0),)
+    amp_stack.proxy.inject(Fault(status=200, body=body, pad_bytes=2000))
+    small = make_source(amp_stack, max_range_response_bytes=1000)
+    with pytest.raises(MetricQueryError, match=r"over the 1000-byte limit \(QUERY_MAX_RANGE_RESPONSE_BYTES\)"):
+        small.query_range(metric_name, now - 60, now, 15)

@@ -53,10 +53,14 @@ ENDPOINT_URL_ENV = "AMP_ENDPOINT_URL"
 ALLOWED_URLS_ENV = "ALLOWED_PROMETHEUS_URLS"
 MAX_RESPONSE_BYTES_ENV = "QUERY_MAX_RESPONSE_BYTES"
 MAX_SERIES_ENV = "QUERY_MAX_SERIES"
+MAX_RANGE_RESPONSE_BYTES_ENV = "QUERY_MAX_RANGE_RESPONSE_BYTES"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # 4 MiB of JSON is ~40 MB of Python objects: room for the rest of a 256 MB function's work.
 DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_SERIES = 10_000
+# Range queries serve backtests (a laptop or CI, not the 256 MB function): one chunk of 11,000
+# points for a few hundred pods is tens of MB.
+DEFAULT_MAX_RANGE_RESPONSE_BYTES = 256 * 1024 * 1024
 # The tick's default worker count (settings.max_concurrency); one pooled connection per worker.
 DEFAULT_POOL_MAXSIZE = 16
 # AMP's query (data-plane) hosts: aps-workspaces[-fips].<region>.<partition DNS suffix>, the
@@ -498,6 +502,9 @@ class AmpMetricsSource:
         Caps on one answer: body bytes (read by streaming, so the cap holds before the body is in
         memory; default ``QUERY_MAX_RESPONSE_BYTES`` or 4 MiB) and series in its result (default
         ``QUERY_MAX_SERIES`` or 10,000).
+    max_range_response_bytes
+        Body cap of range queries (backtests, not ticks): default
+        ``QUERY_MAX_RANGE_RESPONSE_BYTES`` or 256 MiB.
     pool_maxsize
         Connections kept per host; default ``MAX_CONCURRENCY`` (the tick's workers), at least 16.
     connect_timeout_seconds, read_timeout_seconds
@@ -527,6 +534,7 @@ class AmpMetricsSource:
         use_dualstack_endpoint: bool | None = None,
         max_response_bytes: int | None = None,
         max_series: int | None = None,
+        max_range_response_bytes: int | None = None,
         pool_maxsize: int | None = None,
         connect_timeout_seconds: float = 2.0,
         read_timeout_seconds: float = 5.0,
@@ -558,6 +566,9 @@ class AmpMetricsSource:
             MAX_RESPONSE_BYTES_ENV, DEFAULT_MAX_RESPONSE_BYTES
         )
         self.max_series = max_series or _env_int(MAX_SERIES_ENV, DEFAULT_MAX_SERIES)
+        self.max_range_response_bytes = max_range_response_bytes or _env_int(
+            MAX_RANGE_RESPONSE_BYTES_ENV, DEFAULT_MAX_RANGE_RESPONSE_BYTES
+        )
         self.pool_maxsize = pool_maxsize or max(
             DEFAULT_POOL_MAXSIZE, _env_int("MAX_CONCURRENCY", DEFAULT_POOL_MAXSIZE)
         )
@@ -649,7 +660,7 @@ class AmpMetricsSource:
         target = self.target_for(rule)
         form = {"query": query, "start": _format_time(start), "end": _format_time(end), "step": f"{step:g}"}
         limit = deadline if deadline is not None else math.inf
-        answer = self._post(target, "query_range", form, limit)
+        answer = self._post(target, "query_range", form, limit, max_bytes=self.max_range_response_bytes)
         return RangeResult(range_series_from_data(answer.data), answer.stats)
 
     # -- target selection ------------------------------------------------------------------------
@@ -789,7 +800,15 @@ class AmpMetricsSource:
         # tick's worker threads would race; deriving a signing key is four HMACs.
         return AWS4Auth(region=region, service=SERVICE, refreshable_credentials=credentials)
 
-    def _post(self, target: QueryTarget, endpoint: str, form: dict[str, str], deadline: float) -> _Answer:
+    def _post(
+        self,
+        target: QueryTarget,
+        endpoint: str,
+        form: dict[str, str],
+        deadline: float,
+        *,
+        max_bytes: int | None = None,
+    ) -> _Answer:
         """POST ``form`` to ``{target.url}/api/v1/{endpoint}`` with retries bounded by ``deadline``."""
         if self.stats:
             form = {**form, "stats": "all"}
@@ -811,7 +830,8 @@ class AmpMetricsSource:
                 raise failed(f"{failure} (deadline reached after {attempt} attempt(s))")
             attempt += 1
             retry_after: float | None = None
-            bounds = RequestBounds(deadline, self.max_response_bytes, clock=self._clock)
+            byte_cap = max_bytes or self.max_response_bytes
+            bounds = RequestBounds(deadline, byte_cap, clock=self._clock)
             try:
                 with bounds:
                     response = self._http_session().post(
@@ -835,8 +855,8 @@ class AmpMetricsSource:
                         response.close()
             except ResponseTooLarge as exc:
                 raise failed(
-                    f"{target.description} answered with {_size(exc)}, over the {self.max_response_bytes}-byte "
-                    f"limit ({MAX_RESPONSE_BYTES_ENV}); aggregate the query (e.g. sum by (pod)) so it returns "
+                    f"{target.description} answered with {_size(exc)}, over the {byte_cap}-byte limit "
+                    f"({MAX_RANGE_RESPONSE_BYTES_ENV if max_bytes else MAX_RESPONSE_BYTES_ENV}); aggregate the query (e.g. sum by (pod)) so it returns "
                     "fewer series"
                 ) from None
             except requests.RequestException as exc:
