@@ -618,5 +618,7 @@ def test_range_queries_have_their_own_byte_cap(amp_stack: AmpStack, metric_name:
     assert series.samples == ((1.0, 1.0),)
     amp_stack.proxy.inject(Fault(status=200, body=body, pad_bytes=2000))
     small = make_source(amp_stack, max_range_response_bytes=1000)
-    with pytest.raises(MetricQueryError, match=r"over the 1000-byte limit \(QUERY_MAX_RANGE_RESPONSE_BYTES\)"):
+    with pytest.raises(
+        MetricQueryError, match=r"over the 1000-byte limit \(QUERY_MAX_RANGE_RESPONSE_BYTES\)"
+    ):
         small.query_range(metric_name, now - 60, now, 15)
