@@ -14,6 +14,7 @@ import time
 import tracemalloc
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -622,3 +623,23 @@ def test_range_queries_have_their_own_byte_cap(amp_stack: AmpStack, metric_name:
         MetricQueryError, match=r"over the 1000-byte limit \(QUERY_MAX_RANGE_RESPONSE_BYTES\)"
     ):
         small.query_range(metric_name, now - 60, now, 15)
+
+
+def test_unsigned_request_never_picks_up_netrc_credentials(
+    amp_stack: AmpStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Proxies and CA bundles from the environment still apply; a password for the rule-chosen
+    # host found in ~/.netrc must not.
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    now = time.time()
+    with CaptureServer(status=200, body=_ok([{"metric": {}, "value": [1, "1"]}]).encode()) as capture:
+        source = make_source(amp_stack, allowed_prometheus_urls=(capture.url,))
+        observation = source.observe(
+            make_rule(PrometheusSource(url=capture.url)), make_spec("x"), now, now + 5
+        )
+        (request,) = capture.received
+    assert observation.value == 1.0
+    assert "authorization" not in request.headers

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from botocore.loaders import create_loader
 from botocore.regions import EndpointResolver
+from requests.auth import AuthBase
 from requests_aws4auth import AWS4Auth
 
 from ampscaler.adapters.bounded_http import (
@@ -780,9 +781,6 @@ class AmpMetricsSource:
             adapter = BoundedAdapter(pool_connections=4, pool_maxsize=self.pool_maxsize, max_retries=0)
             http.mount("https://", adapter)
             http.mount("http://", adapter)
-            # No proxies or .netrc credentials from the environment: where a request goes and
-            # what it carries is decided here only.
-            http.trust_env = False
             self._http = http
         return self._http
 
@@ -813,7 +811,9 @@ class AmpMetricsSource:
         if self.stats:
             form = {**form, "stats": "all"}
         url = f"{target.url}/api/v1/{endpoint}"
-        auth = self._auth(target.sign_region) if target.sign_region else None
+        # Unsigned requests carry an explicit no-op auth: with none, requests would look the
+        # (rule-chosen) host up in ~/.netrc and send whatever password it finds there.
+        auth: AuthBase = self._auth(target.sign_region) if target.sign_region else _NO_AUTH
         started = self._clock()
         attempt = 0
         status: int | None = None
@@ -930,6 +930,16 @@ class AmpMetricsSource:
             if self._clock() + delay >= deadline:
                 raise failed(f"{failure} (no time left to retry before the deadline; {attempt} attempt(s))")
             self._sleep(delay)
+
+
+class _NoAuth(AuthBase):
+    """Sends the request as is (and keeps requests from reaching for ~/.netrc)."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+_NO_AUTH = _NoAuth()
 
 
 def _size(exc: ResponseTooLarge) -> str:
