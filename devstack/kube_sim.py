@@ -595,6 +595,8 @@ class Fault:
     pad_bytes: int = 0
     drip_seconds: float = 0.0
     drip_bytes: int = 1
+    # False: a dripped answer has no Content-Length and ends when the connection closes.
+    declare_length: bool = True
 
     def matches(self, method: str, path: str) -> bool:
         """Whether a request matches (``path`` is a regular expression searched in the path)."""
@@ -1186,6 +1188,7 @@ class KubeApiSimulator:
         pad_bytes: int = 0,
         drip_seconds: float = 0.0,
         drip_bytes: int = 1,
+        declare_length: bool = True,
     ) -> Fault:
         """Make the next ``count`` requests matching ``method`` and ``path`` (regex) fail or slow down.
 
@@ -1204,6 +1207,7 @@ class KubeApiSimulator:
             pad_bytes=pad_bytes,
             drip_seconds=drip_seconds,
             drip_bytes=drip_bytes,
+            declare_length=declare_length,
         )
         with self._lock:
             self._faults.append(fault)
@@ -1561,9 +1565,9 @@ def _make_handler(sim: KubeApiSimulator) -> type[BaseHTTPRequestHandler]:
             try:
                 if fault.drip_seconds:
                     reason = _STATUS_REASONS.get(code, "OK")
+                    length = f"Content-Length: {len(data)}" if fault.declare_length else "Connection: close"
                     raw = (
-                        f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n"
-                        f"Content-Length: {len(data)}\r\n\r\n"
+                        f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n{length}\r\n\r\n"
                     ).encode() + data
                     self.close_connection = True
                     for start in range(0, len(raw), fault.drip_bytes):

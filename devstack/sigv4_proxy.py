@@ -65,7 +65,7 @@ class Fault:
     without answering. ``delay_seconds``: wait first (then answer or forward).
     ``pad_bytes``: append that many spaces to ``body`` (valid JSON stays valid), streamed in chunks
     so a 150 MB answer costs the proxy no memory; ``declare_length`` False sends it chunked (no
-    Content-Length). ``drip_seconds``: send the whole answer (status line, headers, body)
+    Content-Length), or for a drip, delimited by the connection's close. ``drip_seconds``: send the whole answer (status line, headers, body)
     ``drip_bytes`` at a time with that pause between writes, like a server that keeps every read
     just inside the client's read timeout.
     """
@@ -392,7 +392,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _drip(self, fault: Fault, payload: bytes) -> None:
         assert fault.status is not None
         lines = [f"HTTP/1.1 {fault.status} Dripping", f"Content-Type: {fault.content_type}"]
-        lines.append(f"Content-Length: {len(payload)}")
+        # Without a length the body ends when the connection closes (a client cut off early
+        # sees a short body, not an error).
+        lines.append(f"Content-Length: {len(payload)}" if fault.declare_length else "Connection: close")
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
         self.close_connection = True
         try:

@@ -594,16 +594,40 @@ def test_byte_cap_is_settable(amp_stack: AmpStack) -> None:
     assert observation.error is not None and "over the 1000-byte limit" in observation.error
 
 
-def test_slow_drip_is_cut_off_at_the_deadline(amp_stack: AmpStack) -> None:
-    # One byte every 0.5 s: every read returns well inside the 5 s read timeout, so only a
-    # deadline over the whole request ends it (the answer would take minutes to arrive).
-    body = _ok([{"metric": {}, "value": [1, "1"]}])
-    amp_stack.proxy.inject(Fault(status=200, body=body, drip_seconds=0.5, drip_bytes=1))
+@dataclass(frozen=True)
+class Drip:
+    name: str
+    seconds: float
+    size: int
+    declare_length: bool
+
+
+DRIPS = [
+    # One byte every 0.5 s (status line and headers too): every read returns well inside the 5 s
+    # read timeout, so only a deadline over the whole request ends it.
+    Drip("byte by byte", 0.5, 1, True),
+    # Headers at once, then 100 bytes every 2 s of a body delimited by the close: cut off, it
+    # ends early and looks complete, and must still count as no answer.
+    Drip("body until close", 2.0, 100, False),
+]
+
+
+@pytest.mark.parametrize("drip", DRIPS, ids=lambda d: d.name)
+def test_slow_drip_is_cut_off_at_the_deadline(amp_stack: AmpStack, drip: Drip) -> None:
+    body = _ok([{"metric": {"pod": f"web-{i}"}, "value": [1, "1"]} for i in range(20)])
+    fault = Fault(
+        status=200,
+        body=body,
+        drip_seconds=drip.seconds,
+        drip_bytes=drip.size,
+        declare_length=drip.declare_length,
+    )
+    amp_stack.proxy.inject(fault)
     start = time.time()
     observation = make_source(amp_stack).observe(make_rule(), make_spec("up"), start, start + 2.0)
     elapsed = time.time() - start
     assert observation.error is not None and "did not answer before the deadline" in observation.error
-    # Generous for a loaded machine: without the deadline this takes over 100 s.
+    # Generous for a loaded machine: the whole answer would take 20 s (by 100 B) to minutes.
     assert elapsed < 10.0
 
 

@@ -841,19 +841,28 @@ def test_huge_answer_is_cut_off_at_the_byte_cap_without_holding_it(
     assert kube_target.read_scale(FRONTEND).scale.spec_replicas == 3
 
 
+@pytest.mark.parametrize(
+    ("seconds", "size", "declare_length"),
+    # A byte every 0.3 s (headers too) never trips the 2 s read timeout; or headers at once, then
+    # 100 bytes every 2 s of a body delimited by the close, which looks complete when cut off.
+    [(0.3, 1, True), (2.0, 100, False)],
+    ids=["byte by byte", "body until close"],
+)
 def test_slow_drip_is_cut_off_at_the_request_deadline(
-    kube_sim: KubeApiSimulator, eks_tokens: EksTokenProvider
+    kube_sim: KubeApiSimulator, eks_tokens: EksTokenProvider, seconds: float, size: int, declare_length: bool
 ) -> None:
-    # A byte every 0.3 s never trips the 2 s read timeout; the answer would take over a minute.
     add_all_kinds(kube_sim)
     target = EksScaleTarget(
         eks_tokens, sim_cluster_resolver(kube_sim), connect_timeout_seconds=1.0, read_timeout_seconds=2.0
     )
-    kube_sim.inject(None, path="/scale$", drip_seconds=0.3, drip_bytes=1)
+    kube_sim.inject(
+        None, path="/scale$", drip_seconds=seconds, drip_bytes=size, declare_length=declare_length
+    )
     started = time.monotonic()
     with pytest.raises(ScaleTargetError, match="did not finish before its deadline"):
         target.read_scale(FRONTEND)
-    # The whole request is bounded by 1 s + 2 s; generous slack for a loaded machine.
+    # The whole request is bounded by 1 s + 2 s; generous slack for a loaded machine (the answer
+    # takes 8 s in 100-byte steps, minutes byte by byte).
     assert time.monotonic() - started < 15
     target.close()
 

@@ -822,6 +822,17 @@ class AmpMetricsSource:
         def failed(message: str) -> _QueryFailed:
             return _QueryFailed(message, QueryStats(None, self._clock() - started, attempt, status))
 
+        def cut_off() -> _QueryFailed:
+            # The deadline shut the connection down mid-request.
+            if failure:
+                return failed(
+                    f"{failure} (deadline reached after {attempt} attempt(s); the last was cut off)"
+                )
+            return failed(
+                f"{target.description} did not answer before the deadline (one deadline bounds the whole "
+                "request: connect, send and every read); the tick ran out of time, or the backend is too slow"
+            )
+
         while True:
             remaining = deadline - self._clock()
             if remaining <= 0:
@@ -856,20 +867,12 @@ class AmpMetricsSource:
             except ResponseTooLarge as exc:
                 raise failed(
                     f"{target.description} answered with {_size(exc)}, over the {byte_cap}-byte limit "
-                    f"({MAX_RANGE_RESPONSE_BYTES_ENV if max_bytes else MAX_RESPONSE_BYTES_ENV}); aggregate the query (e.g. sum by (pod)) so it returns "
-                    "fewer series"
+                    f"({MAX_RANGE_RESPONSE_BYTES_ENV if max_bytes else MAX_RESPONSE_BYTES_ENV}); aggregate "
+                    "the query (e.g. sum by (pod)) so it returns fewer series"
                 ) from None
             except requests.RequestException as exc:
                 if bounds.fired:
-                    if failure:
-                        raise failed(
-                            f"{failure} (deadline reached after {attempt} attempt(s); the last was cut off)"
-                        ) from None
-                    raise failed(
-                        f"{target.description} did not answer before the deadline (one deadline bounds "
-                        "the whole request: connect, send and every read); the tick ran out of time, or "
-                        "the backend is too slow"
-                    ) from None
+                    raise cut_off() from None
                 if isinstance(exc, requests.ReadTimeout):
                     # Not retried: a query that is slow once is likely slow again, and AMP bills it each time.
                     if remaining < self.read_timeout_seconds and failure:
@@ -904,6 +907,9 @@ class AmpMetricsSource:
                 )
             else:
                 status = response.status_code
+                if bounds.fired:
+                    # Cut off at the deadline, a body without a length ends early: not an answer.
+                    raise cut_off()
                 if status == 200:
                     try:
                         data, samples, warnings = parse_success(body)

@@ -431,17 +431,27 @@ class EksScaleTarget:
                 raise self._api_error(target, verb, exc, resource, resource_version) from exc
             except urllib3.exceptions.HTTPError as exc:
                 if bounds.fired:
-                    raise ScaleTargetError(
-                        f"transient: {verb} {self._describe(target)} in cluster {target.cluster} did not "
-                        f"finish before its deadline ({self._timeout[0]:g}s connect + {self._timeout[1]:g}s "
-                        "read bound the whole request, not each read); the next tick retries"
-                    ) from exc
+                    raise self._deadline_error(target, verb, deadline) from exc
                 raise self._transport_error(target, verb, exc) from exc
             except ValueError as exc:
+                if bounds.fired:
+                    # Cut off at the deadline, a body without a length ends early and looks malformed.
+                    raise self._deadline_error(target, verb, deadline) from exc
                 raise ScaleTargetError(
                     f"malformed JSON from the Kubernetes API of {target.cluster}: {exc}"
                 ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _deadline_error(self, target: ScaleTargetRef, verb: str, deadline: float | None) -> ScaleTargetError:
+        bound = (
+            "the caller's deadline"
+            if deadline is not None
+            else f"{self._timeout[0]:g}s connect + {self._timeout[1]:g}s read"
+        )
+        return ScaleTargetError(
+            f"transient: {verb} {self._describe(target)} in cluster {target.cluster} did not finish before "
+            f"its deadline ({bound} bound the whole request, not each read); the next tick retries"
+        )
 
     def _api_error(
         self,
