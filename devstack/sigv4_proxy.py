@@ -304,21 +304,24 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         def record(outcome: str) -> None:
             proxy._record(ReceivedRequest(self.command, path, query, headers, body, outcome))
 
+        rejection = proxy.verify(self.command, raw_path, headers, body)
+        route = _PATH_RE.match(path)
+        known = proxy.workspace_ids
+        unrouted = route is None or (known is not None and route["workspace"] not in known)
+        # The fault is taken on arrival, before any latency: a request its client has given up
+        # on must not sleep through the test and then take a fault injected for the next one.
+        fault = proxy._next_fault() if rejection is None and not unrouted else None
         if proxy.latency_seconds:
             time.sleep(proxy.latency_seconds)
-        rejection = proxy.verify(self.command, raw_path, headers, body)
         if rejection is not None:
             record(rejection)
             self._send(403, json.dumps({"message": rejection}).encode(), "application/json")
             return
-        route = _PATH_RE.match(path)
-        known = proxy.workspace_ids
-        if route is None or (known is not None and route["workspace"] not in known):
+        if route is None or unrouted:
             message = f"Workspace not found or unsupported path: {path}"
             record(message)
             self._send(404, json.dumps({"message": message}).encode(), "application/json")
             return
-        fault = proxy._next_fault()
         if fault is not None:
             record("fault")
             if fault.delay_seconds:
