@@ -872,7 +872,7 @@ def test_event_message_drops_server_text_and_secrets(
 ) -> None:
     add_all_kinds(kube_sim)
     error = (
-        "Prometheus at https://prom.example.com answered HTTP 500: "
+        "Prometheus at https://alice:hunter2@prom.example.com answered HTTP 500: "
         + quote_response(b"internal layout: db=10.0.0.5 user=admin " + b"x" * 3000)
         + "; token k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdz and Bearer abc.def"
     )
@@ -880,7 +880,7 @@ def test_event_message_drops_server_text_and_secrets(
     [event] = kube_sim.events("shop", reason="FailedGetExternalMetric")
     message = event["message"]
     assert "HTTP 500" in message and "server response omitted" in message
-    for leaked in ("10.0.0.5", "admin", "aHR0cHM6Ly9zdHMuYW1hem9uYXdz", "abc.def", "xxx"):
+    for leaked in ("10.0.0.5", "admin", "aHR0cHM6Ly9zdHMuYW1hem9uYXdz", "abc.def", "xxx", "hunter2"):
         assert leaked not in message
 
 
