@@ -116,7 +116,9 @@ def run(url: str, metric: str, start: float, end: float, repeat: int) -> dict[st
     rule = parse_rule(pods_rule_document(metric))
     rule = replace(rule, prometheus=PrometheusSource(url=url))
     grid = TimeGrid.half_open(start, end, step)
-    client = AmpRangeClient(AmpMetricsSource(read_timeout_seconds=120.0), rule)
+    client = AmpRangeClient(
+        AmpMetricsSource(read_timeout_seconds=120.0, allowed_prometheus_urls=(url,)), rule
+    )
     query = rule.metrics[0].query
 
     baseline_s, samples = _best(lambda: raw_fetch(url, query, grid.start, grid.end, step), repeat)

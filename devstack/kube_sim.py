@@ -580,6 +580,9 @@ class Fault:
     """An injected failure: the next ``count`` requests matching ``method``/``path`` get it.
 
     ``status`` None with ``latency_seconds`` > 0 only delays the request, which then runs normally.
+    ``pad_bytes`` pads the (JSON) answer with that many spaces, streamed so the simulator never
+    holds it; ``drip_seconds`` sends the answer ``drip_bytes`` at a time with that pause between
+    writes (status line and headers included), so every read returns inside the read timeout.
     """
 
     status: int | None
@@ -589,6 +592,11 @@ class Fault:
     latency_seconds: float = 0.0
     message: str | None = None
     hits: int = 0
+    pad_bytes: int = 0
+    drip_seconds: float = 0.0
+    drip_bytes: int = 1
+    # False: a dripped answer has no Content-Length and ends when the connection closes.
+    declare_length: bool = True
 
     def matches(self, method: str, path: str) -> bool:
         """Whether a request matches (``path`` is a regular expression searched in the path)."""
@@ -1177,11 +1185,17 @@ class KubeApiSimulator:
         count: int = 1,
         latency_seconds: float = 0.0,
         message: str | None = None,
+        pad_bytes: int = 0,
+        drip_seconds: float = 0.0,
+        drip_bytes: int = 1,
+        declare_length: bool = True,
     ) -> Fault:
         """Make the next ``count`` requests matching ``method`` and ``path`` (regex) fail or slow down.
 
         ``status`` 401/403/404/409/429/5xx answers with the matching Status (real message forms
         where the request names a resource). ``latency_seconds`` delays the response first.
+        ``pad_bytes`` makes the answer (error or not) that much larger; ``drip_seconds`` sends it
+        ``drip_bytes`` at a time.
         """
         fault = Fault(
             status=status,
@@ -1190,6 +1204,10 @@ class KubeApiSimulator:
             count=count,
             latency_seconds=latency_seconds,
             message=message,
+            pad_bytes=pad_bytes,
+            drip_seconds=drip_seconds,
+            drip_bytes=drip_bytes,
+            declare_length=declare_length,
         )
         with self._lock:
             self._faults.append(fault)
@@ -1541,6 +1559,37 @@ def _make_handler(sim: KubeApiSimulator) -> type[BaseHTTPRequestHandler]:
         def do_DELETE(self) -> None:
             self._serve("DELETE")
 
+        def _send_faulty(self, code: int, payload: JsonDict, fault: Fault) -> None:
+            data = json.dumps(payload).encode()
+            head, tail = data[:-1], data[-1:]
+            try:
+                if fault.drip_seconds:
+                    reason = _STATUS_REASONS.get(code, "OK")
+                    length = f"Content-Length: {len(data)}" if fault.declare_length else "Connection: close"
+                    raw = (
+                        f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n{length}\r\n\r\n"
+                    ).encode() + data
+                    self.close_connection = True
+                    for start in range(0, len(raw), fault.drip_bytes):
+                        self.wfile.write(raw[start : start + fault.drip_bytes])
+                        time.sleep(fault.drip_seconds)
+                    return
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data) + fault.pad_bytes))
+                self.end_headers()
+                # Spaces before the closing brace: the answer stays valid JSON, just huge.
+                self.wfile.write(head)
+                chunk = b" " * 65536
+                left = fault.pad_bytes
+                while left > 0:
+                    self.wfile.write(chunk[: min(left, len(chunk))])
+                    left -= len(chunk)
+                self.wfile.write(tail)
+            except OSError:
+                # The client stopped reading (its byte cap or deadline), as intended.
+                self.close_connection = True
+
         def _send(self, code: int, payload: JsonDict) -> None:
             data = json.dumps(payload).encode()
             self.send_response(code)
@@ -1564,6 +1613,7 @@ def _make_handler(sim: KubeApiSimulator) -> type[BaseHTTPRequestHandler]:
             token_sha: str | None = None
             auth_error: str | None = None
             faulted = False
+            fault: Fault | None = None
             try:
                 if raw:
                     try:
@@ -1606,6 +1656,9 @@ def _make_handler(sim: KubeApiSimulator) -> type[BaseHTTPRequestHandler]:
                     at=time.time(),
                 )
             )
+            if fault is not None and (fault.pad_bytes or fault.drip_seconds):
+                self._send_faulty(code, payload, fault)
+                return
             self._send(code, payload)
 
     return Handler

@@ -16,7 +16,9 @@ RFC 3986) instead of taken verbatim as botocore's client-side code does. Clients
 disagree on exactly this step, which is why the adapter never puts PromQL in the query string.
 
 Faults for tests: ``inject(Fault(...), times=N)`` answers the next N authenticated requests with a
-given status/body, delays them, or drops the connection; ``latency_seconds`` slows every request.
+given status/body, delays them, drops the connection, answers with a generated body of any size
+(sent in chunks, never held whole), or drips the answer a few bytes at a time;
+``latency_seconds`` slows every request.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ class Fault:
 
     ``status`` set: answer with it and ``body`` without forwarding. ``close``: drop the connection
     without answering. ``delay_seconds``: wait first (then answer or forward).
+    ``pad_bytes``: append that many spaces to ``body`` (valid JSON stays valid), streamed in chunks
+    so a 150 MB answer costs the proxy no memory; ``declare_length`` False sends it chunked (no
+    Content-Length), or for a drip, delimited by the connection's close. ``drip_seconds``: send the whole answer (status line, headers, body)
+    ``drip_bytes`` at a time with that pause between writes, like a server that keeps every read
+    just inside the client's read timeout.
     """
 
     status: int | None = None
@@ -69,6 +76,10 @@ class Fault:
     headers: Mapping[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
     close: bool = False
+    pad_bytes: int = 0
+    declare_length: bool = True
+    drip_seconds: float = 0.0
+    drip_bytes: int = 1
 
 
 @dataclass(frozen=True)
@@ -293,21 +304,24 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         def record(outcome: str) -> None:
             proxy._record(ReceivedRequest(self.command, path, query, headers, body, outcome))
 
+        rejection = proxy.verify(self.command, raw_path, headers, body)
+        route = _PATH_RE.match(path)
+        known = proxy.workspace_ids
+        unrouted = route is None or (known is not None and route["workspace"] not in known)
+        # The fault is taken on arrival, before any latency: a request its client has given up
+        # on must not sleep through the test and then take a fault injected for the next one.
+        fault = proxy._next_fault() if rejection is None and not unrouted else None
         if proxy.latency_seconds:
             time.sleep(proxy.latency_seconds)
-        rejection = proxy.verify(self.command, raw_path, headers, body)
         if rejection is not None:
             record(rejection)
             self._send(403, json.dumps({"message": rejection}).encode(), "application/json")
             return
-        route = _PATH_RE.match(path)
-        known = proxy.workspace_ids
-        if route is None or (known is not None and route["workspace"] not in known):
+        if route is None or unrouted:
             message = f"Workspace not found or unsupported path: {path}"
             record(message)
             self._send(404, json.dumps({"message": message}).encode(), "application/json")
             return
-        fault = proxy._next_fault()
         if fault is not None:
             record("fault")
             if fault.delay_seconds:
@@ -319,7 +333,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 return
             if fault.status is not None:
                 payload = fault.body.encode() if isinstance(fault.body, str) else fault.body
-                self._send(fault.status, payload, fault.content_type, fault.headers)
+                if fault.drip_seconds:
+                    self._drip(fault, payload)
+                elif fault.pad_bytes or not fault.declare_length:
+                    self._send_large(fault, payload)
+                else:
+                    self._send(fault.status, payload, fault.content_type, fault.headers)
                 return
         record("forwarded")
         self._forward(route["endpoint"], query, body)
@@ -340,6 +359,54 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._send(503, message, "application/json")
         finally:
             connection.close()
+
+    def _send_large(self, fault: Fault, payload: bytes) -> None:
+        assert fault.status is not None
+        chunk = b" " * 65536
+        try:
+            self.send_response(fault.status)
+            self.send_header("Content-Type", fault.content_type)
+            if fault.declare_length:
+                self.send_header("Content-Length", str(len(payload) + fault.pad_bytes))
+            else:
+                self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+
+            def write(data: bytes) -> None:
+                if fault.declare_length:
+                    self.wfile.write(data)
+                elif data:
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+            # The padding goes before the closing brace of a JSON body, so the answer stays JSON.
+            head, tail = (payload[:-1], payload[-1:]) if payload.endswith(b"}") else (payload, b"")
+            write(head)
+            left = fault.pad_bytes
+            while left > 0:
+                write(chunk[: min(left, len(chunk))])
+                left -= len(chunk)
+            write(tail)
+            if not fault.declare_length:
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            # The client gave up (its byte cap or deadline cut the answer off), as intended.
+            self.close_connection = True
+
+    def _drip(self, fault: Fault, payload: bytes) -> None:
+        assert fault.status is not None
+        lines = [f"HTTP/1.1 {fault.status} Dripping", f"Content-Type: {fault.content_type}"]
+        # Without a length the body ends when the connection closes (a client cut off early
+        # sees a short body, not an error).
+        lines.append(f"Content-Length: {len(payload)}" if fault.declare_length else "Connection: close")
+        raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+        self.close_connection = True
+        try:
+            for start in range(0, len(raw), fault.drip_bytes):
+                self.wfile.write(raw[start : start + fault.drip_bytes])
+                self.wfile.flush()
+                time.sleep(fault.drip_seconds)
+        except OSError:
+            pass
 
     def _send(
         self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None

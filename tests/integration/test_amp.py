@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
+import tracemalloc
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 from requests_aws4auth import AWS4Auth
 
 from ampscaler.adapters.amp import AmpMetricsSource
+from ampscaler.adapters.bounded_http import strip_responses
+from ampscaler.errors import MetricQueryError
 from ampscaler.model import MetricSpec, MetricTarget, MetricType, PrometheusSource, Rule, ScaleTargetRef
 from devstack.backfill import backfill
 from devstack.prometheus import free_port
@@ -125,10 +132,127 @@ def test_rule_url_unsigned_is_rejected_and_sigv4_true_is_accepted(amp_stack: Amp
     assert signed.value == 2.0
 
 
-def test_rule_url_self_managed_prometheus_unsigned(amp_stack: AmpStack) -> None:
+def test_rule_url_self_managed_prometheus_unsigned_only_when_allow_listed(amp_stack: AmpStack) -> None:
     now = time.time()
     rule = make_rule(PrometheusSource(url=amp_stack.prometheus.url))
-    assert make_source(amp_stack).observe(rule, make_spec("vector(5)"), now, now + 5).value == 5.0
+    refused = make_source(amp_stack).observe(rule, make_spec("vector(5)"), now, now + 5)
+    assert refused.error is not None and "ALLOWED_PROMETHEUS_URLS" in refused.error
+    allowed = make_source(amp_stack, allowed_prometheus_urls=(amp_stack.prometheus.url,))
+    assert allowed.observe(rule, make_spec("vector(5)"), now, now + 5).value == 5.0
+
+
+# -- a rule cannot make the function a confused deputy -------------------------------------------
+
+
+@dataclass
+class Captured:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class CaptureServer:
+    """A host a rule author controls: records what arrives and answers with a chosen error body."""
+
+    def __init__(self, status: int = 500, body: bytes = b"") -> None:
+        self.received: list[Captured] = []
+        self.status = status
+        self.body = body
+        capture = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                capture.received.append(
+                    Captured(
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length)
+                    )
+                )
+                self.send_response(capture.status)
+                self.send_header("Content-Length", str(len(capture.body)))
+                self.end_headers()
+                self.wfile.write(capture.body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> CaptureServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def test_rule_url_to_a_capture_server_never_receives_a_signed_request(amp_stack: AmpStack) -> None:
+    now = time.time()
+    with CaptureServer(status=200, body=_ok([{"metric": {}, "value": [1, "999"]}]).encode()) as capture:
+        source = AmpMetricsSource(
+            workspace_id=amp_stack.workspace_id,
+            region=amp_stack.region,
+            session=boto3.Session(
+                aws_access_key_id=amp_stack.access_key_id,
+                aws_secret_access_key=amp_stack.secret_access_key,
+                aws_session_token="SESSION-TOKEN-SECRET",
+                region_name=amp_stack.region,
+            ),
+            endpoint_url=amp_stack.endpoint_url,
+        )
+        for url in (capture.url, capture.url + "/workspaces/ws-x", capture.url + "?/x#"):
+            rule = make_rule(PrometheusSource(url=url, sigv4=True, region=amp_stack.region))
+            observation = source.observe(rule, make_spec("vector(1)"), now, now + 5)
+            # An observation error, never an answer acted on and never an exception.
+            assert observation.value is None and observation.error is not None
+        assert capture.received == []
+
+
+def test_allow_listed_url_gets_unsigned_requests_and_its_error_body_is_bounded_and_redacted(
+    amp_stack: AmpStack,
+) -> None:
+    now = time.time()
+    leak = (
+        b"upstream said: Authorization: AWS4-HMAC-SHA256 Credential=AKIAAMPSCALERTEST001/20260101/x, "
+        b"Signature=" + b"0f" * 32 + b" " + b"A" * 100_000
+    )
+    with CaptureServer(status=500, body=leak) as capture:
+        source = make_source(amp_stack, allowed_prometheus_urls=(capture.url,), max_attempts=1)
+        signed = source.observe(
+            make_rule(PrometheusSource(url=capture.url, sigv4=True)), make_spec("vector(1)"), now, now + 5
+        )
+        assert signed.error is not None and "signs only" in signed.error
+        assert capture.received == []
+        observation = source.observe(
+            make_rule(PrometheusSource(url=capture.url)), make_spec("x"), now, now + 5
+        )
+        (request,) = capture.received
+        assert "authorization" not in request.headers and "x-amz-security-token" not in request.headers
+    assert observation.error is not None and "HTTP 500" in observation.error
+    assert len(observation.error) < 600
+    assert "AKIAAMPSCALERTEST001" not in observation.error and "0f" * 32 not in observation.error
+    assert "server response omitted" in strip_responses(observation.error)
+    assert "upstream said" not in strip_responses(observation.error)
+
+
+def test_redirect_to_a_capture_server_is_not_followed(amp_stack: AmpStack) -> None:
+    now = time.time()
+    with CaptureServer(status=200, body=_ok([{"metric": {}, "value": [1, "999"]}]).encode()) as capture:
+        amp_stack.proxy.inject(Fault(status=307, headers={"Location": capture.url + "/api/v1/query"}))
+        observation = make_source(amp_stack).observe(make_rule(), make_spec("vector(1)"), now, now + 5)
+        assert capture.received == []
+    assert (
+        observation.error is not None
+        and "HTTP 307" in observation.error
+        and "never followed" in observation.error
+    )
 
 
 @dataclass(frozen=True)
@@ -424,3 +548,134 @@ def test_prometheus_down_connection_refused(amp_stack: AmpStack) -> None:
     assert error is not None and "cannot reach" in error and "Connection refused" in error
     assert outcome.stats.attempts == 3 and outcome.stats.status is None
     assert time.time() - start < 2.0
+
+
+# -- bounded answers: bytes, series, one deadline for the whole request ---------------------------
+
+
+@pytest.mark.parametrize("declare_length", [True, False], ids=["content-length", "chunked"])
+def test_150_mb_answer_is_cut_off_at_the_byte_cap_without_holding_it(
+    amp_stack: AmpStack, declare_length: bool
+) -> None:
+    body = _ok([{"metric": {}, "value": [1, "1"]}])
+    amp_stack.proxy.inject(
+        Fault(status=200, body=body, pad_bytes=150 * 1024 * 1024, declare_length=declare_length)
+    )
+    now = time.time()
+    tracemalloc.start()
+    try:
+        observation = make_source(amp_stack).observe(make_rule(), make_spec("up"), now, now + 30)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert observation.error is not None and "over the 4194304-byte limit" in observation.error
+    # The cap holds while reading: far below the 150 MB (and the 256 MB function).
+    assert peak < 32 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_15_mb_of_valid_series_is_over_the_byte_cap(amp_stack: AmpStack) -> None:
+    series = [
+        {"metric": {"pod": f"web-{i:07d}", "namespace": "shop"}, "value": [1, "1"]} for i in range(200_000)
+    ]
+    body = _ok(series)
+    assert len(body) > 15_000_000
+    amp_stack.proxy.inject(Fault(status=200, body=body))
+    now = time.time()
+    observation = make_source(amp_stack).observe(make_rule(), make_spec("up", "Pods"), now, now + 30)
+    assert (
+        observation.error is not None
+        and "-byte limit" in observation.error
+        and "aggregate" in observation.error
+    )
+
+
+def test_answer_over_the_series_cap_is_an_error(amp_stack: AmpStack) -> None:
+    series = [{"metric": {"pod": f"p{i}"}, "value": [1, "1"]} for i in range(10_001)]
+    amp_stack.proxy.inject(Fault(status=200, body=_ok(series)))
+    now = time.time()
+    observation = make_source(amp_stack).observe(make_rule(), make_spec("up", "Pods"), now, now + 30)
+    assert observation.error is not None and "10001 series, over the limit of 10000" in observation.error
+
+
+def test_byte_cap_is_settable(amp_stack: AmpStack) -> None:
+    amp_stack.proxy.inject(Fault(status=200, body=_ok([{"metric": {}, "value": [1, "2"]}]), pad_bytes=2000))
+    now = time.time()
+    observation = make_source(amp_stack, max_response_bytes=1000).observe(
+        make_rule(), make_spec("up"), now, now + 5
+    )
+    assert observation.error is not None and "over the 1000-byte limit" in observation.error
+
+
+@dataclass(frozen=True)
+class Drip:
+    name: str
+    seconds: float
+    size: int
+    declare_length: bool
+
+
+DRIPS = [
+    # One byte every 0.5 s (status line and headers too): every read returns well inside the 5 s
+    # read timeout, so only a deadline over the whole request ends it.
+    Drip("byte by byte", 0.5, 1, True),
+    # Headers at once, then 100 bytes every 2 s of a body delimited by the close: cut off, it
+    # ends early and looks complete, and must still count as no answer.
+    Drip("body until close", 2.0, 100, False),
+]
+
+
+@pytest.mark.parametrize("drip", DRIPS, ids=lambda d: d.name)
+def test_slow_drip_is_cut_off_at_the_deadline(amp_stack: AmpStack, drip: Drip) -> None:
+    body = _ok([{"metric": {"pod": f"web-{i}"}, "value": [1, "1"]} for i in range(20)])
+    fault = Fault(
+        status=200,
+        body=body,
+        drip_seconds=drip.seconds,
+        drip_bytes=drip.size,
+        declare_length=drip.declare_length,
+    )
+    amp_stack.proxy.inject(fault)
+    start = time.time()
+    observation = make_source(amp_stack).observe(make_rule(), make_spec("up"), start, start + 2.0)
+    elapsed = time.time() - start
+    assert observation.error is not None and "did not answer before the deadline" in observation.error
+    # Generous for a loaded machine: the whole answer would take 20 s (by 100 B) to minutes.
+    assert elapsed < 10.0
+
+
+def test_range_queries_have_their_own_byte_cap(amp_stack: AmpStack, metric_name: str) -> None:
+    # Backtests read far more than a tick: a range answer over the instant cap still succeeds,
+    # and is cut off at the range cap.
+    matrix = {"metric": {"pod": "p"}, "values": [[1, "1"]]}
+    body = _ok([matrix], "matrix")
+    amp_stack.proxy.inject(Fault(status=200, body=body, pad_bytes=8 * 1024 * 1024))
+    now = time.time()
+    source = make_source(amp_stack)
+    (series,) = source.query_range(metric_name, now - 60, now, 15)
+    assert series.samples == ((1.0, 1.0),)
+    amp_stack.proxy.inject(Fault(status=200, body=body, pad_bytes=2000))
+    small = make_source(amp_stack, max_range_response_bytes=1000)
+    with pytest.raises(
+        MetricQueryError, match=r"over the 1000-byte limit \(QUERY_MAX_RANGE_RESPONSE_BYTES\)"
+    ):
+        small.query_range(metric_name, now - 60, now, 15)
+
+
+def test_unsigned_request_never_picks_up_netrc_credentials(
+    amp_stack: AmpStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Proxies and CA bundles from the environment still apply; a password for the rule-chosen
+    # host found in ~/.netrc must not.
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    now = time.time()
+    with CaptureServer(status=200, body=_ok([{"metric": {}, "value": [1, "1"]}]).encode()) as capture:
+        source = make_source(amp_stack, allowed_prometheus_urls=(capture.url,))
+        observation = source.observe(
+            make_rule(PrometheusSource(url=capture.url)), make_spec("x"), now, now + 5
+        )
+        (request,) = capture.received
+    assert observation.value == 1.0
+    assert "authorization" not in request.headers

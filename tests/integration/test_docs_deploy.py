@@ -252,3 +252,33 @@ def test_first_rule_command_output_matches_the_documented_command() -> None:
     output_argv = shlex.split(line.split("!Sub ", 1)[1].replace("${RulePrefix}", "/ampscaler/rules/"))
     output_argv = [a for a in output_argv if "${AWS::Region}" not in a and a != "--region"]
     assert output_argv == documented[0]
+
+
+def test_parameter_table_lists_exactly_the_template_parameters() -> None:
+    from tests.unit.test_template import load_template
+
+    parameters = set(load_template()["Parameters"])
+    documented = set(re.findall(r"^\| `(\w+)` \|", DEPLOY_MD.read_text(), re.M))
+    assert documented == parameters
+
+
+def test_every_manifest_the_doc_applies_exists_and_both_access_modes_are_described() -> None:
+    text = DEPLOY_MD.read_text()
+    applied = {
+        argv[argv.index("-f") + 1]
+        for block in bash_blocks(text)
+        for argv in commands(block)
+        if argv[:2] in (["kubectl", "apply"], ["kubectl", "delete"]) and "-f" in argv
+    }
+    assert "docs/rbac-cluster.yaml" in applied
+    for path in applied | set(re.findall(r"docs/rbac-[\w-]+\.yaml", text)):
+        assert (REPO / path).exists(), path
+    for words in ("`rbac` (recommended)", "`access-policy`", "AmazonEKSEditPolicy", "ampscaler:scalers"):
+        assert words in text
+    for variable in (
+        "ALLOWED_NAMESPACES",
+        "ALLOWED_CLUSTERS",
+        "MAX_REPLICAS_CEILING",
+        "ALLOWED_PROMETHEUS_URLS",
+    ):
+        assert f"`{variable}`" in text

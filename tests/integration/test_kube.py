@@ -10,17 +10,23 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+import tracemalloc
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import boto3
 import pytest
 import urllib3
+from botocore.credentials import Credentials
 
+from ampscaler.adapters.amp import AmpMetricsSource
+from ampscaler.adapters.bounded_http import quote_response
 from ampscaler.adapters.eks_token import EksClusterInfo, EksTokenProvider
 from ampscaler.adapters.kube import EksScaleTarget
+from ampscaler.adapters.logging_guard import PINNED_LOGGERS, REDACTED_LOGGERS, guard_library_loggers
 from ampscaler.engine.types import PodInfo
 from ampscaler.errors import ConflictError, ScaleTargetError
-from ampscaler.model import ScaleTargetRef
+from ampscaler.model import MetricSpec, MetricTarget, Rule, ScaleTargetRef
 from devstack.kube_sim import (
     KubeApiSimulator,
     SelectorError,
@@ -29,7 +35,14 @@ from devstack.kube_sim import (
     parse_selector,
     selector_matches,
 )
-from tests.fixtures.kube import KUBE_PRINCIPAL, sim_cluster_resolver
+from tests.fixtures.kube import (
+    KUBE_ACCESS_KEY,
+    KUBE_PRINCIPAL,
+    KUBE_REGION,
+    KUBE_SECRET_KEY,
+    sim_cluster_resolver,
+)
+from tests.fixtures.prometheus import AmpStack
 
 pytestmark = pytest.mark.integration
 
@@ -221,7 +234,8 @@ def test_list_pods_follows_continue_tokens(kube_sim: KubeApiSimulator, kube_targ
 
     assert len(pods) == 1201
     assert len({p.name for p in pods}) == 1201
-    assert [r.query.get("limit") for r in kube_sim.requests] == [["500"]] * 3
+    # 100 pods a page keeps each response far below the byte cap.
+    assert [r.query.get("limit") for r in kube_sim.requests] == [["100"]] * 13
 
 
 def test_list_pods_with_an_empty_selector_is_refused_without_a_request(
@@ -363,8 +377,8 @@ def test_403_names_the_access_entry_policy_and_rbac(
     assert message.startswith(
         f"forbidden: {KUBE_PRINCIPAL} may not patch deployments/scale for Deployment shop/frontend"
     )
-    assert "EKS access entry with the AmazonEKSEditPolicy access policy" in message
-    assert "scoped to namespace shop" in message
+    assert "AccessMode=rbac" in message and "namespace shop" in message
+    assert "AccessMode=access-policy add namespace shop to the AmazonEKSEditPolicy access scope" in message
     assert (
         'deployments.apps "frontend" is forbidden: User "arn:aws:sts::111122223333:assumed-role/'
         'ampscaler-scaler/AKIAKUBESIMEXAMPLE01" cannot patch resource "deployments/scale" '
@@ -801,3 +815,168 @@ def test_sim_stores_events_k8s_io_v1_events(kube_sim: KubeApiSimulator, eks_toke
     assert status == 201
     assert body["apiVersion"] == "events.k8s.io/v1"
     assert [e["note"] for e in kube_sim.events("shop", name="frontend")] == ["New size: 3"]
+
+
+# -- bounded responses, one deadline per request, what Events may say ----------------------------
+
+
+@pytest.mark.parametrize("status", [None, 500], ids=["150 MB scale", "150 MB error body"])
+def test_huge_answer_is_cut_off_at_the_byte_cap_without_holding_it(
+    kube_sim: KubeApiSimulator, kube_target: EksScaleTarget, status: int | None
+) -> None:
+    # The error case is read by the kubernetes client itself (ApiException reads the body): the
+    # cap holds there too, because it is enforced on the connection.
+    add_all_kinds(kube_sim)
+    kube_sim.inject(status, path="/scale$", pad_bytes=150 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ScaleTargetError, match="over the 4194304-byte limit") as caught:
+            kube_target.read_scale(FRONTEND)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "reads at most 4194304 bytes per response" in str(caught.value)
+    assert peak < 32 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+    # The cut-off connection is not reused mid-body: the next call works.
+    assert kube_target.read_scale(FRONTEND).scale.spec_replicas == 3
+
+
+@pytest.mark.parametrize(
+    ("seconds", "size", "declare_length"),
+    # A byte every 0.3 s (headers too) never trips the 2 s read timeout; or headers at once, then
+    # 100 bytes every 2 s of a body delimited by the close, which looks complete when cut off.
+    [(0.3, 1, True), (2.0, 100, False)],
+    ids=["byte by byte", "body until close"],
+)
+def test_slow_drip_is_cut_off_at_the_request_deadline(
+    kube_sim: KubeApiSimulator, eks_tokens: EksTokenProvider, seconds: float, size: int, declare_length: bool
+) -> None:
+    add_all_kinds(kube_sim)
+    target = EksScaleTarget(
+        eks_tokens, sim_cluster_resolver(kube_sim), connect_timeout_seconds=1.0, read_timeout_seconds=2.0
+    )
+    kube_sim.inject(
+        None, path="/scale$", drip_seconds=seconds, drip_bytes=size, declare_length=declare_length
+    )
+    started = time.monotonic()
+    with pytest.raises(ScaleTargetError, match="did not finish before its deadline"):
+        target.read_scale(FRONTEND)
+    # The whole request is bounded by 1 s + 2 s; generous slack for a loaded machine (the answer
+    # takes 8 s in 100-byte steps, minutes byte by byte).
+    assert time.monotonic() - started < 15
+    target.close()
+
+
+def test_event_message_drops_server_text_and_secrets(
+    kube_sim: KubeApiSimulator, kube_target: EksScaleTarget
+) -> None:
+    add_all_kinds(kube_sim)
+    error = (
+        "Prometheus at https://alice:hunter2@prom.example.com answered HTTP 500: "
+        + quote_response(b"internal layout: db=10.0.0.5 user=admin " + b"x" * 3000)
+        + "; token k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdz and Bearer abc.def"
+    )
+    kube_target.record_event(FRONTEND, "Warning", "FailedGetExternalMetric", error)
+    [event] = kube_sim.events("shop", reason="FailedGetExternalMetric")
+    message = event["message"]
+    assert "HTTP 500" in message and "server response omitted" in message
+    for leaked in ("10.0.0.5", "admin", "aHR0cHM6Ly9zdHMuYW1hem9uYXdz", "abc.def", "xxx", "hunter2"):
+        assert leaked not in message
+
+
+def test_unreachable_endpoint_message_names_the_endpoint_once(
+    eks_tokens: EksTokenProvider, kube_sim: KubeApiSimulator
+) -> None:
+    info = EksClusterInfo("prod", "https://127.0.0.1:1", kube_sim.ca_data)
+    target = EksScaleTarget(eks_tokens, lambda name: info, connect_timeout_seconds=0.5)
+    with pytest.raises(ScaleTargetError) as caught:
+        target.read_scale(FRONTEND)
+    message = str(caught.value)
+    assert message.count(" at ") == 1, message
+    assert "object at 0x" not in message and "Connection refused" in message
+
+
+# -- credentials never reach the logs, whatever the root level -----------------------------------
+
+
+@pytest.fixture
+def guarded_loggers() -> Iterator[None]:
+    """guard_library_loggers() for one test, with every touched logger restored afterwards."""
+    names = set(PINNED_LOGGERS) | set(REDACTED_LOGGERS)
+    saved = {name: (logging.getLogger(name).level, list(logging.getLogger(name).filters)) for name in names}
+    guard_library_loggers()
+    yield
+    for name, (level, filters) in saved.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.filters[:] = filters
+
+
+def test_no_credential_reaches_the_logs_at_root_debug(
+    amp_stack: AmpStack,
+    kube_sim: KubeApiSimulator,
+    caplog: pytest.LogCaptureFixture,
+    guarded_loggers: None,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert logging.getLogger().getEffectiveLevel() == logging.DEBUG
+    amp_session_token = "AMP-SESSION-TOKEN-0123456789abcdef"
+    kube_session_token = "KUBE-SESSION-TOKEN-0123456789abcdef"
+    now = time.time()
+    source = AmpMetricsSource(
+        workspace_id=amp_stack.workspace_id,
+        region=amp_stack.region,
+        session=boto3.Session(
+            aws_access_key_id=amp_stack.access_key_id,
+            aws_secret_access_key=amp_stack.secret_access_key,
+            aws_session_token=amp_session_token,
+            region_name=amp_stack.region,
+        ),
+        endpoint_url=amp_stack.endpoint_url,
+    )
+    spec = MetricSpec("m", "External", "vector(1)", MetricTarget(type="AverageValue", average_value=1))
+    rule = Rule("r", FRONTEND, 1, 3, (spec,))
+    assert source.observe(rule, spec, now, now + 10).value == 1.0
+    add_all_kinds(kube_sim)
+    tokens = RecordingTokens(
+        EksTokenProvider(
+            KUBE_REGION, credentials=Credentials(KUBE_ACCESS_KEY, KUBE_SECRET_KEY, kube_session_token)
+        )
+    )
+    target = EksScaleTarget(tokens, sim_cluster_resolver(kube_sim))
+    reading = target.read_scale(FRONTEND)
+    target.patch_replicas(FRONTEND, 4, reading.resource_version)
+    target.close()
+
+    logged = caplog.text
+    # Something was logged at DEBUG (the guard silences libraries, not the application).
+    assert caplog.records
+    signature = amp_stack.proxy.requests[0].headers["authorization"].rsplit("Signature=", 1)[1]
+    secrets = [
+        amp_stack.secret_access_key,
+        amp_session_token,
+        kube_session_token,
+        KUBE_SECRET_KEY,
+        signature,
+        *tokens.seen,
+        *(token[len("k8s-aws-v1.") :][:32] for token in tokens.seen),
+    ]
+    for secret in secrets:
+        assert secret not in logged
+    assert "X-Amz-Signature=" not in logged or "X-Amz-Signature=<redacted>" in logged
+
+
+def test_redaction_holds_when_a_library_logger_is_set_back_to_debug(
+    caplog: pytest.LogCaptureFixture, guarded_loggers: None
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("botocore").setLevel(logging.DEBUG)
+    logging.getLogger("botocore.auth").setLevel(logging.DEBUG)
+    session_token = "SESSION-TOKEN-SET-BACK-TO-DEBUG-42"
+    provider = EksTokenProvider(
+        KUBE_REGION, credentials=Credentials(KUBE_ACCESS_KEY, KUBE_SECRET_KEY, session_token)
+    )
+    token = provider.token("prod")
+    # botocore.auth did log the canonical request it signed, with the token masked.
+    assert "CanonicalRequest" in caplog.text
+    assert session_token not in caplog.text and token[11:43] not in caplog.text

@@ -28,6 +28,7 @@ from ampscaler.adapters.audit import PowertoolsAuditSink
 from ampscaler.adapters.boto_deadline import bounded_client
 from ampscaler.adapters.eks_token import EksClusterInfo, EksClusterResolver, EksTokenProvider
 from ampscaler.adapters.kube import EksScaleTarget
+from ampscaler.adapters.logging_guard import guard_library_loggers
 from ampscaler.adapters.rules_ssm import SsmRuleStore
 from ampscaler.adapters.state_dynamodb import DynamoDbStateStore
 from ampscaler.errors import AmpscalerError
@@ -36,6 +37,9 @@ from ampscaler.settings import Settings
 from ampscaler.tick import DROPPED_LATE, Ports, Ticker, TickResult
 
 logger = logging.getLogger(__name__)
+
+# Whatever level the root logger is set to, the SDKs' loggers never print credentials.
+guard_library_loggers()
 
 
 class LambdaContextLike(Protocol):

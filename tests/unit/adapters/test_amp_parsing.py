@@ -13,11 +13,14 @@ import requests
 from ampscaler.adapters.amp import (
     AmpMetricsSource,
     QueryTarget,
+    amp_endpoint,
     describe_http_error,
+    is_amp_query_host,
     observation_from_data,
     parse_success,
     range_series_from_data,
 )
+from ampscaler.adapters.bounded_http import strip_responses
 from ampscaler.errors import MetricQueryError
 from ampscaler.model import MetricSpec, MetricTarget, PrometheusSource, Rule, ScaleTargetRef
 
@@ -272,11 +275,185 @@ def test_target_rule_workspace_and_region_override_stack() -> None:
     assert (target.sign_region, target.workspace_id) == ("eu-central-1", "ws-b")
 
 
-def test_target_self_managed_url_is_unsigned_unless_sigv4() -> None:
+# -- where a rule's prometheus.url may send requests (no confused deputy) ---------------------------
+
+
+@dataclass(frozen=True)
+class UrlCase:
+    name: str
+    url: str
+    sigv4: bool = False
+    region: str | None = None
+    # Accepted: (url, sign_region, workspace_id); rejected: substrings of the error.
+    accepted: tuple[str, str | None, str | None] | None = None
+    error: tuple[str, ...] = ()
+
+
+ALLOW = ("https://prom.example.com/prometheus", "http://prom:9090")
+AMP_URL = "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-abc"
+URL_CASES = [
+    UrlCase(
+        "AMP URL signed for the host's region",
+        AMP_URL,
+        sigv4=True,
+        accepted=(AMP_URL, "eu-west-1", "ws-abc"),
+    ),
+    UrlCase(
+        "AMP China URL signed",
+        "https://aps-workspaces.cn-north-1.amazonaws.com.cn/workspaces/ws-c",
+        sigv4=True,
+        accepted=("https://aps-workspaces.cn-north-1.amazonaws.com.cn/workspaces/ws-c", "cn-north-1", "ws-c"),
+    ),
+    UrlCase(
+        "AMP FIPS dual-stack URL signed",
+        "https://aps-workspaces-fips.us-east-1.api.aws/workspaces/ws-f",
+        sigv4=True,
+        accepted=("https://aps-workspaces-fips.us-east-1.api.aws/workspaces/ws-f", "us-east-1", "ws-f"),
+    ),
+    UrlCase("AMP over plain http", AMP_URL.replace("https", "http"), sigv4=True, error=("must be https://",)),
+    UrlCase(
+        "AMP host other API path",
+        AMP_URL + "/api/v1/remote_write",
+        sigv4=True,
+        error=("/workspaces/<ws-id>",),
+    ),
+    UrlCase("AMP region mismatch", AMP_URL, sigv4=True, region="us-east-1", error=("does not match",)),
+    UrlCase(
+        "look-alike host is not AMP",
+        "https://aps-workspaces.us-east-1.amazonaws.com.evil.io/workspaces/ws-a",
+        sigv4=True,
+        error=("neither an AMP query endpoint", "ALLOWED_PROMETHEUS_URLS"),
+    ),
+    UrlCase("capture server signed", "https://capture.example.net", sigv4=True, error=("neither",)),
+    UrlCase("capture server unsigned", "https://capture.example.net", error=("neither",)),
+    UrlCase(
+        "allow-listed https, unsigned",
+        "https://prom.example.com/prometheus/",
+        accepted=("https://prom.example.com/prometheus", None, None),
+    ),
+    UrlCase(
+        "below an allow-listed prefix",
+        "https://prom.example.com/prometheus/team-a",
+        accepted=("https://prom.example.com/prometheus/team-a", None, None),
+    ),
+    UrlCase("prefix is a path boundary", "https://prom.example.com/prometheus-evil", error=("neither",)),
+    UrlCase("host prefix is not a host", "https://prom.example.com.evil.io/prometheus", error=("neither",)),
+    UrlCase(
+        "allow-listed but signed", "https://prom.example.com/prometheus", sigv4=True, error=("signs only",)
+    ),
+    UrlCase("http where the entry is https", "http://prom.example.com/prometheus", error=("plain http",)),
+    UrlCase("http where the entry is http", "http://prom:9090", accepted=("http://prom:9090", None, None)),
+    UrlCase("other port", "http://prom:9091", error=("neither",)),
+    UrlCase(
+        "basic-auth password in the URL",
+        "https://alice:hunter2@prom.example.com/prometheus",
+        error=("carries credentials", "workspaceId", "ALLOWED_PROMETHEUS_URLS"),
+    ),
+    UrlCase(
+        "query picks the path", "https://prom.example.com/prometheus?x=/admin", error=("query or fragment",)
+    ),
+    UrlCase("fragment picks the path", "https://prom.example.com/prometheus#", error=("query or fragment",)),
+    UrlCase("dot segments climb out", "https://prom.example.com/prometheus/../admin", error=("'..'",)),
+    UrlCase("encoded dot segments", "https://prom.example.com/prometheus/%2e%2e/admin", error=("'..'",)),
+]
+
+
+@pytest.mark.parametrize("case", URL_CASES, ids=lambda c: c.name)
+def test_target_rule_url_policy(case: UrlCase) -> None:
+    source = AmpMetricsSource(region="us-west-2", endpoint_url="", allowed_prometheus_urls=ALLOW)
+    prometheus = PrometheusSource(url=case.url, sigv4=case.sigv4, region=case.region)
+    if case.accepted is not None:
+        target = source.target_for(rule(prometheus))
+        assert (target.url, target.sign_region, target.workspace_id) == case.accepted
+        return
+    with pytest.raises(MetricQueryError) as caught:
+        source.target_for(rule(prometheus))
+    for part in case.error:
+        assert part in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_target_rule_url_under_the_operator_endpoint_is_signed_even_over_http() -> None:
+    source = AmpMetricsSource(region="us-west-2", endpoint_url="http://127.0.0.1:8080/")
+    target = source.target_for(
+        rule(PrometheusSource(url="http://127.0.0.1:8080/workspaces/ws-1", sigv4=True))
+    )
+    assert (target.url, target.sign_region) == ("http://127.0.0.1:8080/workspaces/ws-1", "us-west-2")
+
+
+def test_rule_url_violation_is_an_observation_error_not_an_exception() -> None:
+    source = AmpMetricsSource(region="us-west-2", endpoint_url="")
+    rule_ = rule(PrometheusSource(url="https://u:p4ss@capture.example.net", sigv4=True))
+    observation = source.observe(rule_, spec(), at=1.0, deadline=math.inf)
+    assert (
+        observation.error is not None
+        and "credentials" in observation.error
+        and "p4ss" not in observation.error
+    )
+
+
+def test_allow_list_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_PROMETHEUS_URLS", " https://a.example.com/p , http://b:9090,")
+    source = AmpMetricsSource(region="us-west-2", endpoint_url="")
+    assert source.allowed_prometheus_urls == ("https://a.example.com/p", "http://b:9090")
+    monkeypatch.setenv("ALLOWED_PROMETHEUS_URLS", "https://user:pw@a.example.com")
+    with pytest.raises(MetricQueryError, match="no credentials"):
+        AmpMetricsSource(region="us-west-2", endpoint_url="")
+
+
+def test_workspace_id_cannot_choose_the_signed_path() -> None:
+    source = AmpMetricsSource(region="us-west-2", endpoint_url="")
+    with pytest.raises(MetricQueryError, match="not an AMP workspace id"):
+        source.target_for(rule(PrometheusSource(workspace_id="ws-a/../../x")))
+
+
+# -- endpoints: partition, FIPS ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("region", "fips", "dualstack", "expected"),
+    [
+        ("us-east-1", False, False, "https://aps-workspaces.us-east-1.amazonaws.com"),
+        ("us-east-1", True, False, "https://aps-workspaces-fips.us-east-1.amazonaws.com"),
+        ("cn-north-1", False, False, "https://aps-workspaces.cn-north-1.amazonaws.com.cn"),
+        ("us-gov-west-1", True, False, "https://aps-workspaces-fips.us-gov-west-1.amazonaws.com"),
+        ("eu-west-1", False, True, "https://aps-workspaces.eu-west-1.api.aws"),
+        ("us-east-2", True, True, "https://aps-workspaces-fips.us-east-2.api.aws"),
+    ],
+)
+def test_amp_endpoint_follows_the_partition_fips_and_dualstack(
+    region: str, fips: bool, dualstack: bool, expected: str
+) -> None:
+    assert amp_endpoint(region, fips=fips, dualstack=dualstack) == expected
+    # Every endpoint it builds is one the rule-URL policy recognizes as AMP (and signs for).
+    assert is_amp_query_host(expected.removeprefix("https://")) == region
+
+
+def test_default_target_honours_aws_use_fips_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_USE_FIPS_ENDPOINT", "true")
+    target = AmpMetricsSource(workspace_id="ws-a", region="us-east-1", endpoint_url="").target_for(rule())
+    assert target.url == "https://aps-workspaces-fips.us-east-1.amazonaws.com/workspaces/ws-a"
+    monkeypatch.setenv("AWS_USE_FIPS_ENDPOINT", "false")
+    target = AmpMetricsSource(workspace_id="ws-a", region="cn-north-1", endpoint_url="").target_for(rule())
+    assert target.url == "https://aps-workspaces.cn-north-1.amazonaws.com.cn/workspaces/ws-a"
+    monkeypatch.setenv("AWS_USE_DUALSTACK_ENDPOINT", "true")
+    target = AmpMetricsSource(workspace_id="ws-a", region="eu-west-1", endpoint_url="").target_for(rule())
+    assert target.url == "https://aps-workspaces.eu-west-1.api.aws/workspaces/ws-a"
+    # A configured endpoint (VPC endpoint, AMP_ENDPOINT_URL) wins over both.
+    configured = AmpMetricsSource(
+        workspace_id="ws-a", region="eu-west-1", endpoint_url="https://vpce.example"
+    )
+    assert configured.target_for(rule()).url == "https://vpce.example/workspaces/ws-a"
+
+
+def test_pool_holds_a_connection_per_tick_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MAX_CONCURRENCY", raising=False)
     source = AmpMetricsSource(region="us-east-1")
-    assert source.target_for(rule(PrometheusSource(url="http://prom:9090/"))).sign_region is None
-    signed = source.target_for(rule(PrometheusSource(url="http://prom:9090", sigv4=True)))
-    assert (signed.url, signed.sign_region) == ("http://prom:9090", "us-east-1")
+    adapter = source._http_session().get_adapter("https://aps-workspaces.us-east-1.amazonaws.com")
+    assert adapter._pool_maxsize >= 16  # type: ignore[attr-defined]
+    monkeypatch.setenv("MAX_CONCURRENCY", "32")
+    adapter = AmpMetricsSource(region="us-east-1")._http_session().get_adapter("http://x")
+    assert adapter._pool_maxsize == 32  # type: ignore[attr-defined]
 
 
 def test_observe_without_workspace_is_an_error_not_an_exception() -> None:
@@ -292,6 +469,9 @@ class FakeResponse:
     status_code: int
     content: bytes
     headers: dict[str, str] = field(default_factory=dict)
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -319,7 +499,11 @@ class FakeHttp:
     latency: float = 0.1
     timeouts: list[tuple[float, float]] = field(default_factory=list)
 
-    def post(self, url: str, data: dict[str, str], auth: Any, timeout: tuple[float, float]) -> FakeResponse:
+    def post(
+        self, url: str, data: dict[str, str], auth: Any, timeout: tuple[float, float], **kwargs: Any
+    ) -> FakeResponse:
+        # Streamed and never redirected: what a capture server or a huge body cannot exploit.
+        assert kwargs["stream"] is True and kwargs["allow_redirects"] is False
         self.timeouts.append(timeout)
         self.clock.now += self.latency
         item = self.script.pop(0) if len(self.script) > 1 else self.script[0]
@@ -331,6 +515,7 @@ class FakeHttp:
 def source_with(http: FakeHttp, clock: FakeClock, **kwargs: Any) -> AmpMetricsSource:
     return AmpMetricsSource(
         region="us-east-1",
+        allowed_prometheus_urls=("http://prom:9090",),
         http=http,  # type: ignore[arg-type]
         clock=clock.time,
         sleep=clock.sleep,
@@ -413,3 +598,70 @@ def test_unexpected_exception_becomes_error() -> None:
     http = FakeHttp(clock, [RuntimeError("bug in transport")])
     observation = source_with(http, clock).observe(unsigned_rule(), spec(), 1000.0, deadline=1010.0)
     assert observation.error is not None and "bug in transport" in observation.error
+
+
+# -- server text is bounded, redacted and kept out of Events ----------------------------------------
+
+
+def test_error_body_is_bounded_redacted_and_marked_for_events() -> None:
+    secret_body = (
+        b'{"message": "denied for Authorization: AWS4-HMAC-SHA256 Credential=AKIAAMPSCALERTEST001/x, '
+        b"Signature="
+        + b"ab" * 32
+        + b" token k8s-aws-v1.aHR0cHM6Ly9zdHM and https://u:pw@h/"
+        + b"x" * 5000
+        + b'"}'
+    )
+    message = describe_http_error(500, secret_body, SELF)
+    assert len(message) < 500
+    for secret in ("AKIAAMPSCALERTEST001", "ab" * 32, "aHR0cHM6Ly9zdHM", "u:pw@"):
+        assert secret not in message
+    # What an Event may carry: the message without any server text.
+    event_text = strip_responses(message)
+    assert "denied" not in event_text and "HTTP 500" in event_text and "see the scaler log" in event_text
+
+
+def test_answer_over_the_series_cap_is_an_error() -> None:
+    clock = FakeClock()
+    many = json.dumps({"status": "success", "data": vector(*(({"pod": f"p{i}"}, "1") for i in range(11)))})
+    http = FakeHttp(clock, [FakeResponse(200, many.encode())])
+    observation = source_with(http, clock, max_series=10).observe(unsigned_rule(), spec(), 1000.0, 1010.0)
+    assert observation.error is not None and "11 series, over the limit of 10" in observation.error
+
+
+def test_redirect_is_not_followed_and_says_so() -> None:
+    clock = FakeClock()
+    http = FakeHttp(clock, [FakeResponse(307, b"", {"Location": "https://capture.example.net/"})])
+    observation = source_with(http, clock).observe(unsigned_rule(), spec(), 1000.0, 1010.0)
+    assert observation.error is not None and "HTTP 307" in observation.error
+    assert "redirects are never followed" in observation.error
+    assert len(http.timeouts) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("http://127.0.0.1:9", "server is running"),
+        ("http://localhost:9", "server is running"),
+        ("http://[::1]:9", "server is running"),
+        ("http://prom:9090", "VPC endpoint or NAT"),
+    ],
+)
+def test_connection_error_names_the_url_once_with_a_fitting_hint(url: str, hint: str) -> None:
+    clock = FakeClock()
+    http = FakeHttp(clock, [requests.ConnectionError("Connection refused")])
+    source = AmpMetricsSource(
+        region="us-east-1",
+        allowed_prometheus_urls=(url,),
+        http=http,  # type: ignore[arg-type]
+        clock=clock.time,
+        sleep=clock.sleep,
+        rng=lambda: 1.0,
+        max_attempts=1,
+    )
+    observation = source.observe(rule(PrometheusSource(url=url)), spec(), 1000.0, 1010.0)
+    assert observation.error is not None
+    assert " at " in observation.error and observation.error.count(" at ") == 1, observation.error
+    assert hint in observation.error
+    if hint == "server is running":
+        assert "NAT" not in observation.error

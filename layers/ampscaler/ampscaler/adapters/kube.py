@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +22,13 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from ampscaler.adapters.bounded_http import (
+    RequestBounds,
+    ResponseTooLarge,
+    guard_pool_manager,
+    redact_text,
+    strip_responses,
+)
 from ampscaler.adapters.eks_token import EksClusterInfo, EksClusterResolver
 from ampscaler.engine.types import PodInfo, PodPhase, ScaleObservation
 from ampscaler.errors import ConflictError, ScaleTargetError
@@ -34,8 +42,16 @@ EVENT_COMPONENT = "ampscaler"
 _APPS_KINDS = {"Deployment": "deployment", "StatefulSet": "stateful_set", "ReplicaSet": "replica_set"}
 _APPS_PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "ReplicaSet": "replicasets"}
 _POD_PHASES: frozenset[str] = frozenset({"Pending", "Running", "Succeeded", "Failed", "Unknown"})
-# Pods listed per page: bounds each response for targets with thousands of pods.
-_POD_PAGE_SIZE = 500
+# Pods listed per page: bounds each response for targets with thousands of pods. A pod is 5-30 KB
+# of JSON (managedFields included), so a page stays well under the response cap.
+_POD_PAGE_SIZE = 100
+# Cap on one API response body, enforced while reading (4 MiB of JSON is ~40 MB of objects).
+DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+# Server text kept in messages (API server Status messages), in characters: the longest
+# forbidden/not-found forms (user ARN, resource, group, namespace) fit.
+_SERVER_TEXT_CHARS = 400
+# Event messages: what the API server accepts for core/v1 Events without truncating.
+_EVENT_MESSAGE_CHARS = 1024
 # The access policy that covers get/patch on scale, list pods and create events in a namespace.
 _ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy"
 
@@ -89,6 +105,10 @@ class EksScaleTarget:
         Connections kept per cluster (rules are evaluated concurrently).
     reporting_instance:
         ``reportingInstance`` of emitted Events (e.g. the Lambda function name).
+    max_response_bytes:
+        Cap on each response body, enforced while reading (error bodies the client reads itself
+        included). Every request is also bounded as a whole, not per read: at most
+        ``connect_timeout_seconds + read_timeout_seconds`` from its start.
     """
 
     def __init__(
@@ -102,6 +122,7 @@ class EksScaleTarget:
         plurals: Mapping[tuple[str, str], str] | None = None,
         pool_maxsize: int = 16,
         reporting_instance: str = EVENT_COMPONENT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._tokens = tokens
@@ -111,6 +132,7 @@ class EksScaleTarget:
         self._plurals = dict(plurals or {})
         self._pool_maxsize = pool_maxsize
         self._reporting_instance = reporting_instance
+        self._max_response_bytes = max_response_bytes
         self._clock = clock
         self._lock = threading.Lock()
         self._clients: dict[str, _ClusterClients] = {}
@@ -151,6 +173,8 @@ class EksScaleTarget:
         configuration.refresh_api_key_hook = refresh
         api_client = k8s.ApiClient(configuration)
         api_client.user_agent = "ampscaler"
+        # Connections that honour RequestBounds: one deadline per request, capped bodies.
+        guard_pool_manager(api_client.rest_client.pool_manager)
         clients = _ClusterClients(
             info=info,
             api_client=api_client,
@@ -183,7 +207,10 @@ class EksScaleTarget:
         if self._is_apps(target):
             method = getattr(clients.apps, f"read_namespaced_{_APPS_KINDS[target.kind]}_scale")
             scale = self._call(
-                target, "get", lambda: method(target.name, target.namespace, **self._raw(target, deadline))
+                target,
+                "get",
+                lambda: method(target.name, target.namespace, **self._raw(target, deadline)),
+                deadline=deadline,
             )
         else:
             group, version = self._group_version(target)
@@ -198,6 +225,7 @@ class EksScaleTarget:
                     target.name,
                     **self._raw(target, deadline),
                 ),
+                deadline=deadline,
             )
         return self._reading(target, scale)
 
@@ -225,7 +253,11 @@ class EksScaleTarget:
                 kwargs["_continue"] = continue_token
             request = functools.partial(clients.core.list_namespaced_pod, target.namespace, **kwargs)
             page = self._call(
-                target, "list", functools.partial(self._send, request, target, deadline), resource="pods"
+                target,
+                "list",
+                functools.partial(self._send, request, target, deadline),
+                resource="pods",
+                deadline=deadline,
             )
             pods.extend(_pod_info(item) for item in page.get("items") or ())
             continue_token = str((page.get("metadata") or {}).get("continue") or "")
@@ -254,6 +286,7 @@ class EksScaleTarget:
                 "patch",
                 lambda: method(target.name, target.namespace, body, **self._raw(target, deadline)),
                 resource_version=resource_version,
+                deadline=deadline,
             )
         else:
             group, version = self._group_version(target)
@@ -272,6 +305,7 @@ class EksScaleTarget:
                     **self._raw(target, deadline),
                 ),
                 resource_version=resource_version,
+                deadline=deadline,
             )
         reading = self._reading(target, scale)
         logger.info(
@@ -314,7 +348,7 @@ class EksScaleTarget:
                     uid=uid,
                 ),
                 reason=reason,
-                message=message[:1024],
+                message=event_message(message),
                 type=event_type,
                 source=k8s.V1EventSource(component=EVENT_COMPONENT),
                 reporting_component=EVENT_COMPONENT,
@@ -331,6 +365,7 @@ class EksScaleTarget:
                     target.namespace, event, **self._raw(target, deadline)
                 ),
                 resource="events",
+                deadline=deadline,
             )
         except Exception as exc:  # an Event is best effort: it never fails the tick
             logger.warning(
@@ -415,23 +450,37 @@ class EksScaleTarget:
         *,
         resource: str | None = None,
         resource_version: str | None = None,
+        deadline: float | None = None,
     ) -> dict[str, Any]:
         """Run one API request: retry once with a fresh token on 401, map every failure.
 
         Requests run with ``_preload_content=False`` and the JSON body is parsed here: it skips the
         client's model deserialization (slow for pod lists) and treats Deployments and custom
-        resources alike.
+        resources alike. Each attempt is bounded as a whole by ``deadline`` (unix time; default:
+        the connect plus read timeout from its start) and its body by ``max_response_bytes``.
         """
         for attempt in (1, 2):
+            # The whole attempt ends by the caller's deadline, and never later than its timeouts allow.
+            limit = self._clock() + sum(self._timeout)
+            if deadline is not None:
+                limit = min(limit, deadline)
+            bounds = RequestBounds(limit, self._max_response_bytes)
             try:
-                response = request()
-                try:
-                    payload = json.loads(response.data)
-                finally:
-                    response.release_conn()
+                with bounds:
+                    response = request()
+                    try:
+                        payload = json.loads(response.data)
+                    finally:
+                        response.release_conn()
                 if not isinstance(payload, dict):
                     raise ScaleTargetError(f"unexpected response body from cluster {target.cluster}")
                 return payload
+            except ResponseTooLarge as exc:
+                raise ScaleTargetError(
+                    f"{verb} {resource or self.plural(target) + '/scale'} for {self._describe(target)}: the "
+                    f"Kubernetes API of cluster {target.cluster} answered {exc}; ampscaler reads at most "
+                    f"{self._max_response_bytes} bytes per response"
+                ) from exc
             except ApiException as exc:
                 if exc.status == 401 and attempt == 1:
                     # The token may have expired or been revoked: mint a new one and retry once.
@@ -440,12 +489,28 @@ class EksScaleTarget:
                     continue
                 raise self._api_error(target, verb, exc, resource, resource_version) from exc
             except urllib3.exceptions.HTTPError as exc:
+                if bounds.fired:
+                    raise self._deadline_error(target, verb, deadline) from exc
                 raise self._transport_error(target, verb, exc) from exc
             except ValueError as exc:
+                if bounds.fired:
+                    # Cut off at the deadline, a body without a length ends early and looks malformed.
+                    raise self._deadline_error(target, verb, deadline) from exc
                 raise ScaleTargetError(
                     f"malformed JSON from the Kubernetes API of {target.cluster}: {exc}"
                 ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _deadline_error(self, target: ScaleTargetRef, verb: str, deadline: float | None) -> ScaleTargetError:
+        bound = (
+            "the caller's deadline"
+            if deadline is not None
+            else f"{self._timeout[0]:g}s connect + {self._timeout[1]:g}s read"
+        )
+        return ScaleTargetError(
+            f"transient: {verb} {self._describe(target)} in cluster {target.cluster} did not finish before "
+            f"its deadline ({bound} bound the whole request, not each read); the next tick retries"
+        )
 
     def _api_error(
         self,
@@ -475,9 +540,10 @@ class EksScaleTarget:
         if status == 403:
             return ScaleTargetError(
                 f"forbidden: {self._principal} may not {verb} {resource} for {what} in cluster {cluster}; "
-                f"give it an EKS access entry with the {_ACCESS_POLICY.rsplit('/', 1)[1]} access policy "
-                f"({_ACCESS_POLICY}) scoped to namespace {target.namespace}, or RBAC that allows get/patch "
-                f"on {self.plural(target)}/scale, list on pods and create on events. "
+                f"with AccessMode=rbac bind its group to the ampscaler ClusterRole in namespace "
+                f"{target.namespace} (docs/rbac-*.yaml: get/patch on {self.plural(target)}/scale, list on "
+                f"pods, create on events); with AccessMode=access-policy add namespace {target.namespace} "
+                f"to the {_ACCESS_POLICY.rsplit('/', 1)[1]} access scope ({_ACCESS_POLICY}). "
                 f"API server: {server_message}",
                 status=403,
             )
@@ -526,7 +592,8 @@ class EksScaleTarget:
                 f"{self._timeout[0]:g}s connect / {self._timeout[1]:g}s read; the next tick retries"
             )
         return ScaleTargetError(
-            f"transient: cannot reach the Kubernetes API of cluster {target.cluster} at {endpoint}: {cause}"
+            f"transient: cannot reach the Kubernetes API of cluster {target.cluster} at {endpoint}: "
+            f"{_cause_text(cause)}"
         )
 
 
@@ -558,4 +625,25 @@ def _status_message(exc: ApiException) -> tuple[str, str]:
     if isinstance(body, dict):
         reason = str(body.get("reason") or reason)
         message = str(body.get("message") or message)
-    return reason, message
+    # Server text: bounded and redacted before it reaches any message, log or Event.
+    return _server_text(reason, 64), _server_text(message, _SERVER_TEXT_CHARS)
+
+
+def _cause_text(cause: BaseException) -> str:
+    # urllib3 messages embed "<...HTTPSConnection object at 0x7f...>: "; the rest is the reason.
+    text = re.sub(r"<[^<>]* object at 0x[0-9a-f]+>:?\s*", "", str(cause))
+    return _server_text(text or type(cause).__name__, _SERVER_TEXT_CHARS)
+
+
+def _server_text(text: str, limit: int) -> str:
+    single = " ".join(text.split())
+    return redact_text(single[:limit] + ("..." if len(single) > limit else ""))
+
+
+def event_message(message: str) -> str:
+    """What an Event may say: no server-sent text (a rule-chosen Prometheus's body), no secrets, bounded.
+
+    Anyone allowed to ``get events`` in the namespace reads it.
+    """
+    text = redact_text(strip_responses(message))
+    return text if len(text) <= _EVENT_MESSAGE_CHARS else text[: _EVENT_MESSAGE_CHARS - 3] + "..."

@@ -261,7 +261,12 @@ def make_client(args: argparse.Namespace, rule: Rule) -> tuple[RangeClient, str]
             )
     # Range queries over a day read far more samples than a tick's instant query: longer read timeout.
     source = AmpMetricsSource(
-        region=region, session=session, connect_timeout_seconds=5.0, read_timeout_seconds=120.0
+        region=region,
+        session=session,
+        connect_timeout_seconds=5.0,
+        read_timeout_seconds=120.0,
+        # The operator typed --url on the command line: that URL is allowed for this run.
+        allowed_prometheus_urls=(args.url,) if args.url else None,
     )
     return AmpRangeClient(source, target_rule), source.target_for(target_rule).description
 
