@@ -23,7 +23,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "BENCHMARKS.md"
 DEFAULT_RESULTS = REPO / "bench" / "out" / "results.json"
-BENCHMARKS = ("engine", "backtest", "cold_start", "tick", "sharding", "reaction", "layer")
+BENCHMARKS = ("engine", "backtest", "cold_start", "tick", "sharding", "reaction", "layer", "cost")
 
 
 # -- the figure model (pure; tested in tests/unit/test_bench_report.py) --------------------------

@@ -1,4 +1,4 @@
-"""Layer size and import time from the ``sam build`` artifact, and the monthly cost at the defaults.
+"""Layer size and import time from the ``sam build`` artifact; the in-cluster alternatives' pod costs.
 
 ``sam build`` (python3.13/arm64, no Docker, as tests/unit/test_template.py runs it) builds the
 artifacts into a temporary directory. The layer's unzipped size is the tree size of
@@ -7,24 +7,20 @@ artifacts into a temporary directory. The layer's unzipped size is the tree size
 the built function, the built layer and only boto3/botocore/s3transfer (the runtime's own), against
 ``import boto3; boto3.client("ssm")`` in the same setting.
 
-The cost estimate uses figures measured in this run (tick duration, bytes per decision record,
-EMF metrics per rule, state item size, QuerySamplesProcessed from ``stats=all``) and published
-us-east-1 prices stated in ``PRICES``; the arithmetic is written out in BENCHMARKS.md.
+It also holds the in-cluster alternatives' pod costs that ``bench.cost`` compares the bill with.
 
 Run alone: ``.venv/bin/python -m bench.layer [--quick]``.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.common import REPO, Figure, RunContext, log, median, standalone_main
@@ -35,12 +31,6 @@ LAYER_TARGET_BYTES = 50 * 1024 * 1024
 
 # us-east-1 on-demand list prices used by the estimate (free tiers ignored).
 PRICES: dict[str, float] = {
-    "lambda_arm_gb_second": 0.0000133334,  # Lambda arm64 duration, first 7.5 billion GB-s
-    "lambda_request": 0.20 / 1e6,  # per request
-    "amp_query_sample": 0.10 / 1e9,  # AMP: $0.10 per billion query samples processed
-    "dynamodb_wru": 0.625 / 1e6,  # DynamoDB on-demand write request unit (since Nov 2024)
-    "logs_ingest_gb": 0.50,  # CloudWatch Logs standard ingestion per GB
-    "cloudwatch_metric_month": 0.30,  # custom metric per month (first 10,000; EMF creates them)
     "m7g_large_hour": 0.0816,  # m7g.large on-demand (2 vCPU, 8 GiB)
 }
 # The instance price split half to its 2 vCPUs and half to its 8 GiB (an assumption, stated).
@@ -138,75 +128,9 @@ def artifact_import_seconds(python: str, paths: Sequence[str], body: str) -> flo
 # -- cost (pure arithmetic; tested in tests/unit/test_bench_report.py) -----------------------------
 
 
-@dataclass(frozen=True)
-class CostInputs:
-    """Measured quantities the monthly estimate is built from."""
-
-    rules: int
-    tick_seconds: float
-    decision_bytes_per_record: float
-    emf_bytes_per_evaluation: float
-    metrics_per_rule: float
-    function_level_metrics: int
-    state_item_bytes: int
-    samples_per_query: int
-    interval_seconds: int = 15
-    schedule_seconds: int = 60
-    memory_mb: int = 256
-    metrics_per_rule_queries: int = 1
-
-
 def pod_cost(millicores: int, mib: int) -> float:
     """Monthly cost of one pod's requests at VCPU_HOUR / GIB_HOUR."""
     return (millicores / 1000 * VCPU_HOUR + mib / 1024 * GIB_HOUR) * HOURS_PER_MONTH
-
-
-def estimate_cost(inputs: CostInputs) -> tuple[float, list[tuple[str, str, float]]]:
-    """Monthly cost of one shard at the defaults: total and (item, arithmetic, dollars) lines."""
-    p = PRICES
-    invocations = HOURS_PER_MONTH * 3600 / inputs.schedule_seconds
-    slots = inputs.schedule_seconds // inputs.interval_seconds
-    # An invocation serves every slot until the next: it starts at the first slot and ends when
-    # the last slot's tick ends; the sleeps between slots are billed too.
-    billed_s = (slots - 1) * inputs.interval_seconds + inputs.tick_seconds
-    gb = inputs.memory_mb / 1024
-    evaluations = invocations * slots * inputs.rules
-    wru_per_write = max(1, math.ceil(inputs.state_item_bytes / 1024))
-    log_bytes = evaluations * (inputs.decision_bytes_per_record + inputs.emf_bytes_per_evaluation)
-    metrics = inputs.rules * inputs.metrics_per_rule + inputs.function_level_metrics
-    samples = evaluations * inputs.metrics_per_rule_queries * inputs.samples_per_query
-    lines = [
-        (
-            "Lambda duration",
-            f"{invocations:,.0f} invocations × ({slots - 1} × {inputs.interval_seconds} s + tick {inputs.tick_seconds:.3f} s) "
-            f"× {gb:g} GB × ${p['lambda_arm_gb_second']:.10f}/GB-s",
-            invocations * billed_s * gb * p["lambda_arm_gb_second"],
-        ),
-        ("Lambda requests", f"{invocations:,.0f} × $0.20/million", invocations * p["lambda_request"]),
-        (
-            "AMP query samples",
-            f"{evaluations:,.0f} evaluations × {inputs.samples_per_query} samples (stats=all) × $0.10/billion",
-            samples * p["amp_query_sample"],
-        ),
-        (
-            "DynamoDB writes",
-            f"{evaluations:,.0f} evaluations × 2 UpdateItem × {wru_per_write} WRU ({inputs.state_item_bytes} B item) × $0.625/million",
-            evaluations * 2 * wru_per_write * p["dynamodb_wru"],
-        ),
-        (
-            "CloudWatch Logs ingestion",
-            f"{evaluations:,.0f} × ({inputs.decision_bytes_per_record:,.0f} B decision record + "
-            f"{inputs.emf_bytes_per_evaluation:,.0f} B EMF) = {log_bytes / 2**30:,.2f} GB × $0.50/GB",
-            log_bytes / 2**30 * p["logs_ingest_gb"],
-        ),
-        (
-            "CloudWatch custom metrics (EMF)",
-            f"({inputs.rules} rules × {inputs.metrics_per_rule:g} + {inputs.function_level_metrics} function-level) "
-            f"= {metrics:g} metrics × $0.30/month",
-            metrics * p["cloudwatch_metric_month"],
-        ),
-    ]
-    return sum(line[2] for line in lines), lines
 
 
 def alternative_cost(name: str) -> tuple[float, list[tuple[str, str, float]]]:
@@ -220,47 +144,6 @@ def alternative_cost(name: str) -> tuple[float, list[tuple[str, str, float]]]:
         for pod, cpu, mib, source in ALTERNATIVES[name]
     ]
     return sum(line[2] for line in lines), lines
-
-
-def cost_section(
-    by_rules: Mapping[int, tuple[float, list[tuple[str, str, float]]]], invocation_note: str
-) -> str:
-    """The markdown section with every line of the arithmetic."""
-    out = [
-        "Prices (us-east-1, on demand, free tiers ignored): Lambda arm64 $0.0000133334/GB-s and $0.20 per "
-        "million requests; AMP $0.10 per billion query samples processed; DynamoDB on-demand $0.625 per "
-        "million WRU; CloudWatch Logs $0.50/GB ingested; CloudWatch custom metrics $0.30/metric-month; "
-        f"m7g.large $0.0816/h split half to its 2 vCPUs and half to its 8 GiB: ${VCPU_HOUR:.4f}/vCPU-h, "
-        f"${GIB_HOUR:.4f}/GiB-h. One shard, 60 s schedule, 15 s interval, 256 MB, 730 h/month.",
-        "",
-        invocation_note,
-        "",
-    ]
-    for rules, (total, lines) in by_rules.items():
-        out += [
-            f"**ampscaler, {rules} rules: ${total:,.2f}/month**",
-            "",
-            "| Item | Arithmetic | $/month |",
-            "|---|---|---|",
-        ]
-        out += [f"| {item} | {how} | {value:,.4f} |" for item, how, value in lines]
-        out.append("")
-    for name in ALTERNATIVES:
-        total, lines = alternative_cost(name)
-        out += [
-            f"**{name}: ${total:,.2f}/month** (pods only, any number of rules)",
-            "",
-            "| Pod | Arithmetic | $/month |",
-            "|---|---|---|",
-        ]
-        out += [f"| {item} | {how} | {value:,.2f} |" for item, how, value in lines]
-        out.append("")
-    out.append(
-        "The AMP query cost is of the same order for all three (each evaluates its queries about every "
-        "15 s) and is listed for ampscaler only. The in-cluster figures count requests, not what the pods "
-        "actually use, and one replica each (no HA)."
-    )
-    return "\n".join(out)
 
 
 def run(ctx: RunContext) -> list[Figure]:
@@ -315,58 +198,6 @@ def run(ctx: RunContext) -> list[Figure]:
         )
     )
 
-    inputs_doc = ctx.facts.get("cost_inputs")
-    if not isinstance(inputs_doc, dict):
-        from bench.tick import cost_inputs, fleet_of
-
-        log("layer: measuring the cost inputs (10-rule ticks)")
-        inputs_doc = cost_inputs(ctx, fleet_of(ctx))
-        ctx.facts["cost_inputs"] = inputs_doc
-    ticks = {int(k): float(v) for k, v in inputs_doc["tick_seconds"].items()}
-    by_rules: dict[int, tuple[float, list[tuple[str, str, float]]]] = {}
-    for rules in (10, 100):
-        tick_s = ticks.get(rules) or ticks[max(ticks)] * rules / max(ticks)
-        by_rules[rules] = estimate_cost(
-            CostInputs(
-                rules=rules,
-                tick_seconds=tick_s,
-                decision_bytes_per_record=float(inputs_doc["decision_bytes_per_record"]),
-                emf_bytes_per_evaluation=float(inputs_doc["emf_bytes_per_evaluation"]),
-                metrics_per_rule=float(inputs_doc["metrics_per_rule"]),
-                function_level_metrics=int(inputs_doc["function_level_metrics"]),
-                state_item_bytes=int(inputs_doc["state_item_bytes"]),
-                samples_per_query=int(inputs_doc["samples_per_query"]),
-            )
-        )
-    measured = (ctx.facts.get("cost_inputs_reaction") or {}).get("invocation_seconds")
-    note = (
-        "Billed duration per invocation = 3 × 15 s of sleeping between slots + the last tick "
-        "(the invocation starts with the first slot's tick and ends after the fourth)."
-        + (
-            f" Measured in this run's reaction benchmark (4 rules): {measured:.2f} s per invocation."
-            if measured
-            else ""
-        )
-    )
-    ctx.sections["Cost estimate (arithmetic)"] = cost_section(by_rules, note)
-    keda_total, _ = alternative_cost("KEDA + SigV4 proxy")
-    adapter_total, _ = alternative_cost("Prometheus Adapter + SigV4 proxy")
-    for rules, (total, lines) in by_rules.items():
-        without_metrics = total - lines[-1][2]
-        figures.append(
-            ctx.figure(
-                key=f"layer.cost_{rules}",
-                figure=f"Monthly cost, {rules} rules, 1 shard at the defaults",
-                value=total,
-                unit="USD/month",
-                baseline=keda_total,
-                baseline_label="KEDA + SigV4 proxy pods at default requests",
-                how=(
-                    f"arithmetic in 'Cost estimate' below; without the EMF custom metrics ${without_metrics:,.2f}; "
-                    f"Prometheus Adapter + proxy pods ${adapter_total:,.2f}"
-                ),
-            )
-        )
     return figures
 
 

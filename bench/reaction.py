@@ -1,9 +1,10 @@
 """Reaction latency: threshold-crossing sample written to Prometheus -> PATCH arriving at the cluster.
 
-The real scaler handler (``functions/scaler/app.py`` through ``devstack.lambda_runtime``) runs its
-invocation loop in a thread, invoked once per ``SCHEDULE_INTERVAL_SECONDS`` (60) with the
-scheduled time EventBridge Scheduler would send, and evaluates every ``EVALUATION_INTERVAL_SECONDS``
-(15) inside each invocation, exactly as in Lambda. Four independent rules (each its own Deployment)
+The real scaler handler (``functions/scaler/app.py`` through ``devstack.lambda_runtime``) runs as in
+Lambda: ``LocalSchedule`` fires every ``SCHEDULE_INTERVAL_SECONDS`` (60) with the scheduled time
+EventBridge Scheduler would send, that invocation queues the later 15 s slots on the slot queue
+(SQS message timers in moto), and ``SqsEventSource`` delivers each at its slot's start, one
+invocation per slot. Four independent rules (each its own Deployment)
 run trials in parallel: at a random moment a per-pod value of 30 (target 10) is written by remote
 write; the latency is from that sample's timestamp (taken just before the write) to the simulator's
 record of the PATCH on that Deployment's /scale (``RecordedRequest.at``, set when the simulator has
@@ -22,13 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import random
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bench.common import Figure, RunContext, log, median, percentile, standalone_main
@@ -40,61 +39,6 @@ NAMESPACE = "reaction"
 METRIC = "bench_reaction_rps"
 PREFIX = "/ampscaler/reaction/"
 STREAMS = 4
-
-
-@dataclass
-class DeadlineContext:
-    """A Lambda context whose remaining time runs down from the function Timeout, or 0 once stopped."""
-
-    aws_request_id: str
-    deadline: float
-    stop: threading.Event
-    function_name: str = "ampscaler-ScalerFunction"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:ampscaler-ScalerFunction"
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds until the Timeout (0 once the benchmark asked the loop to stop)."""
-        if self.stop.is_set():
-            return 0
-        return max(0, int((self.deadline - time.time()) * 1000))
-
-
-class InvocationLoop(threading.Thread):
-    """Invokes the handler as EventBridge Scheduler would: at every multiple of the schedule interval."""
-
-    def __init__(self, handler: Any, schedule_seconds: int, timeout_seconds: int) -> None:
-        super().__init__(name="scheduler", daemon=True)
-        self.handler = handler
-        self.schedule_seconds = schedule_seconds
-        self.timeout_seconds = timeout_seconds
-        self.stop_event = threading.Event()
-        self.durations: list[float] = []
-        self.errors: list[str] = []
-
-    def run(self) -> None:
-        """Invoke at the current schedule slot, then at each following one, until stopped."""
-        from devstack.lambda_runtime import scheduled_event
-
-        scheduled = math.floor(time.time() / self.schedule_seconds) * self.schedule_seconds
-        k = 0
-        while not self.stop_event.is_set():
-            at = scheduled + k * self.schedule_seconds
-            if self.stop_event.wait(max(0.0, at - time.time())):
-                return
-            started = time.time()
-            context = DeadlineContext(f"reaction-{k}", started + self.timeout_seconds, self.stop_event)
-            try:
-                self.handler.lambda_handler(scheduled_event(at), context)
-            except Exception as exc:  # recorded and reported; the loop keeps the schedule
-                self.errors.append(repr(exc))
-            self.durations.append(time.time() - started)
-            k += 1
-
-    def stop(self) -> None:
-        """Make the current invocation end at its next slot boundary and wait for it."""
-        self.stop_event.set()
-        self.join(timeout=self.schedule_seconds + 30)
 
 
 def rule_document(deployment: str) -> dict[str, Any]:
@@ -235,7 +179,13 @@ def raw_query_and_patch(stack: LocalStack, samples: int = 15) -> tuple[float, fl
 
 def run(ctx: RunContext) -> list[Figure]:
     """p50/p95 reaction latency at the default 15 s interval (3 s in quick mode) vs the floor."""
-    from devstack.lambda_runtime import LineCapture, load_handler
+    from devstack.lambda_runtime import (
+        LineCapture,
+        LocalFunction,
+        LocalSchedule,
+        SqsEventSource,
+        load_handler,
+    )
 
     interval, schedule = (3, 12) if ctx.quick else (15, 60)
     trials_per_stream = 2 if ctx.quick else 6
@@ -250,11 +200,14 @@ def run(ctx: RunContext) -> list[Figure]:
     }
     sink = LineCapture()
     # EMF blobs are written to sys.stdout looked up per call: keep them out of the bench output.
-    with stack.environment(**overrides), contextlib.redirect_stdout(sink):
-        handler = load_handler("scaler", stream=sink)
-        # Template Timeout for a 60 s schedule is 70 s (schedule + 10).
-        loop = InvocationLoop(handler, schedule, schedule + 10)
-        loop.start()
+    with stack.environment(**overrides) as env, contextlib.redirect_stdout(sink):
+        # As in AWS: the schedule fires every `schedule` seconds and queues the later slots on the
+        # slot queue; the event source delivers each at its slot's start. One invocation per slot.
+        function = LocalFunction(load_handler("scaler", stream=sink))
+        schedule_loop = LocalSchedule(function.invoke, schedule)
+        poller = SqsEventSource(stack.client("sqs"), env["SLOT_QUEUE_URL"], function.invoke)
+        schedule_loop.start()
+        poller.start()
         stack.kube.clear_requests()
         threads = [threading.Thread(target=s.run, name=f"trials-{i}") for i, s in enumerate(streams)]
         log(f"reaction: {STREAMS * trials_per_stream} trials at a {interval} s interval")
@@ -264,9 +217,10 @@ def run(ctx: RunContext) -> list[Figure]:
             for t in threads:
                 t.join()
         finally:
-            loop.stop()
+            schedule_loop.stop()
+            poller.stop()
     latencies = [x for s in streams for x in s.latencies]
-    failures = [x for s in streams for x in s.failures] + loop.errors
+    failures = [x for s in streams for x in s.failures] + [repr(e) for e in function.errors]
     if not latencies:
         raise RuntimeError(f"no reaction measured: {failures}")
     p50, p95 = median(latencies), percentile(latencies, 95)
@@ -278,18 +232,16 @@ def run(ctx: RunContext) -> list[Figure]:
         "failures": failures,
         "raw_query_s": query_s,
         "raw_patch_s": patch_s,
-        "invocation_durations_s": loop.durations,
+        "invocations": function.invocations,
+        "billed_ms": function.billed_ms,
         "p95_vs_issue_floor": p95 / floor_p50,
     }
-    # Whole invocations only: the first started mid-schedule, the last was cut short by the stop.
-    full = loop.durations[1:-1]
-    if full and not ctx.quick:
-        ctx.facts.setdefault("cost_inputs_reaction", {})["invocation_seconds"] = median(full)
     log(
         f"reaction: p50 {p50:.2f} s p95 {p95:.2f} s over {len(latencies)} trials; floor p50 {floor_p50:.2f} s"
     )
     how = (
-        f"real handler invocation loop in a thread (schedule {schedule} s, interval {interval} s), "
+        f"real handler, one invocation per slot (schedule {schedule} s, slots {interval} s through the SQS "
+        "slot queue and the local event source), "
         f"{len(latencies)} trials on {STREAMS} rules at random moments; sample timestamp -> simulator's PATCH record; "
         f"query {query_s * 1000:.1f} ms and PATCH {patch_s * 1000:.1f} ms measured raw"
     )

@@ -83,7 +83,7 @@ def run_backtest(ctx: RunContext) -> list[Figure]:
 
 
 def _runners() -> dict[str, Callable[[RunContext], list[Figure]]]:
-    from bench import cold_start, layer, reaction, sharding, tick
+    from bench import cold_start, cost, layer, reaction, sharding, tick
 
     return {
         "engine": run_engine,
@@ -93,6 +93,7 @@ def _runners() -> dict[str, Callable[[RunContext], list[Figure]]]:
         "sharding": sharding.run,
         "reaction": reaction.run,
         "layer": layer.run,
+        "cost": cost.run,
     }
 
 
@@ -149,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(selected) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
-    # Run in the canonical order: layer's cost estimate uses facts the tick benchmark measured.
+    # Run in the canonical order.
     selected = [b for b in BENCHMARKS if b in selected]
 
     previous = load_results(args.results)

@@ -204,6 +204,12 @@ def _redirect_stdout(path: str) -> None:
     os.close(fd)
 
 
+def _cpu_seconds() -> float:
+    """CPU time (user + system) this process has used, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _max_rss_bytes() -> int:
     """This process's resident-set high-water mark in bytes.
 
@@ -236,7 +242,8 @@ def ticker_worker(conn: multiprocessing.connection.Connection, env: dict[str, st
         command, arg = conn.recv()
         if command == "tick":
             # One-second slots on the wall clock, so the engine's now is the current second.
-            slot = Slot(0, int(arg["slot"]), 1)
+            slot = Slot(runtime.settings.shard_index, int(arg["slot"]), 1)
+            cpu_before = _cpu_seconds()
             now = time.time()
             result = ticker.run_slot(slot, now + float(arg.get("deadline_seconds", 600)))
             ended = time.time()
@@ -249,6 +256,7 @@ def ticker_worker(conn: multiprocessing.connection.Connection, env: dict[str, st
             conn.send(
                 {
                     "duration": result.duration_seconds,
+                    "cpu": _cpu_seconds() - cpu_before,
                     "started": now,
                     "ended": ended,
                     "evaluated": result.evaluated,
@@ -267,9 +275,9 @@ def ticker_worker(conn: multiprocessing.connection.Connection, env: dict[str, st
             # One rule after another on this thread: cProfile sees only the thread that enabled
             # it, and the tick's own path per rule is what differs from the floor.
             profiler = cProfile.Profile()
-            slot = Slot(0, int(arg["slot"]), 1)
+            slot = Slot(runtime.settings.shard_index, int(arg["slot"]), 1)
             now = time.time()
-            fence = runtime.ports.state.take_fence(0, slot.id, slot.end, "bench-profile", now)
+            fence = runtime.ports.state.take_fence(slot.shard, slot.id, slot.end, "bench-profile", now)
             loaded = [lr for lr in runtime.ports.rules.load_rules() if lr.rule is not None]
             states = runtime.ports.state.load([lr.name for lr in loaded], fence)
             profiler.enable()

@@ -6,9 +6,11 @@ Everything runs on loopback from ``devstack.stack.LocalStack`` (real Prometheus 
 proxy, moto server, the Kubernetes API simulator with pods Ready a few seconds after creation). The
 demo puts one embedded rule into SSM, writes an ``http_requests_total`` counter per ready pod into
 Prometheus by remote write (total demand split across the ready pods; demand ramps up, holds, drops)
-and invokes ``functions/scaler/app.py`` once per evaluation slot, as EventBridge Scheduler would. The
-function's stdout (Powertools JSON and EMF) is captured; the terminal gets one line per tick like
-``kubectl get hpa --watch``. At the end: a summary, ``demo.png``, ``decisions.jsonl`` (the decision
+and runs ``functions/scaler/app.py`` as Lambda runs it: a local schedule fires every four slots and
+that invocation queues the later slots on the slot queue (SQS message timers in moto), which the
+local event source delivers at each slot's start, one invocation per slot. The function's stdout
+(Powertools JSON and EMF) is captured; the terminal gets one line per slot like
+``kubectl get hpa --watch`` (a full decision record, or a steady rule's compact entry). At the end: a summary, ``demo.png``, ``decisions.jsonl`` (the decision
 records as the function logged them) and a byte-for-byte replay of every decision through the
 ``ampscaler decide`` contract. Ctrl-C or SIGTERM stops everything it started.
 """
@@ -19,7 +21,6 @@ import argparse
 import contextlib
 import itertools
 import json
-import math
 import signal
 import subprocess
 import sys
@@ -28,11 +29,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import FrameType
 from typing import Any, TextIO
 
 from ampscaler import contract
-from devstack.lambda_runtime import LambdaContext, LineCapture, load_handler, scheduled_event
+from devstack.lambda_runtime import LineCapture, LocalFunction, LocalSchedule, SqsEventSource, load_handler
 from devstack.stack import CLUSTER, LocalStack
 
 NAMESPACE = "demo"
@@ -45,6 +46,8 @@ MAX_REPLICAS = 10
 READY_DELAY_SECONDS = 3.0
 DEFAULT_DURATION_SECONDS = 120.0
 DEFAULT_INTERVAL_SECONDS = 5
+# The schedule fires every four slots, as template.yaml's 60 s schedule does for 15 s slots.
+SLOTS_PER_FIRING = 4
 # Counter samples per second written for every ready pod.
 WRITE_PERIOD_SECONDS = 1.0
 # History written before the run so the first tick already sees a rate.
@@ -242,10 +245,13 @@ class DemoResult:
     """What the run produced, for the summary and the plot."""
 
     scenario: Scenario
-    interval_seconds: int
+    interval: int
     ticks: list[TickRow] = field(default_factory=list)
     traffic: list[TrafficSample] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    # Steady evaluations, logged as compact entries of their slot's tick line.
+    compact: int = 0
+    invocations: int = 0
 
 
 # ------------------------------------------------------------------------------------ terminal
@@ -335,13 +341,6 @@ def sleep_until(at: float) -> None:
         time.sleep(min(left, 0.5))
 
 
-def invoke(handler: ModuleType, capture: LineCapture, scheduled: float) -> dict[str, Any]:
-    """One scheduled invocation of the scaler function, its stdout going to ``capture``."""
-    with contextlib.redirect_stdout(capture):
-        result: dict[str, Any] = handler.lambda_handler(scheduled_event(scheduled), LambdaContext())
-    return result
-
-
 def run_demo(stack: LocalStack, args: argparse.Namespace, term: Terminal) -> DemoResult:
     """Set up the workload and the rule, generate traffic and tick until the duration is over."""
     scenario = Scenario.for_duration(args.duration)
@@ -355,18 +354,19 @@ def run_demo(stack: LocalStack, args: argparse.Namespace, term: Terminal) -> Dem
     stack.put_rule(RULE_NAME, scenario.rule())
     fast = {
         "EVALUATION_INTERVAL_SECONDS": str(interval),
-        # One slot per invocation: the demo is the scheduler and invokes once per slot.
-        "SCHEDULE_INTERVAL_SECONDS": str(interval),
+        # As in AWS: the schedule fires every four slots and queues the three later ones on the
+        # slot queue (SQS message timers); the event source delivers each at its slot's start.
+        "SCHEDULE_INTERVAL_SECONDS": str(SLOTS_PER_FIRING * interval),
         "DEADLINE_MARGIN_SECONDS": "0.5",
         "RULE_CACHE_SECONDS": "0",
     }
     capture = LineCapture()
     with (
-        stack.environment(**fast),
+        stack.environment(**fast) as env,
         (out / "decisions.jsonl").open("w", encoding="utf-8") as decisions_file,
         (out / "function-stdout.jsonl").open("w", encoding="utf-8") as stdout_file,
     ):
-        handler = load_handler("scaler", stream=capture)
+        function = LocalFunction(load_handler("scaler", stream=capture))
         deadline = time.time() + READY_DELAY_SECONDS + 10
         while not stack.kube.ready_pods(NAMESPACE) and time.time() < deadline:
             time.sleep(0.1)
@@ -381,35 +381,80 @@ def run_demo(stack: LocalStack, args: argparse.Namespace, term: Terminal) -> Dem
         )
         term.say(
             f"traffic {scenario.base_rps:g} -> {scenario.peak_rps:g} -> {scenario.after_rps:g} rps over "
-            f"{scenario.duration_seconds:g}s; scaler tick every {interval}s; Ctrl-C stops\n"
+            f"{scenario.duration_seconds:g}s; a slot every {interval}s (schedule + slot queue); Ctrl-C stops\n"
         )
         term.say(HEADER, live=True)
-        try:
-            slot = math.floor(started / interval) + 1
-            while slot * interval <= started + scenario.duration_seconds:
-                scheduled = float(slot * interval)
-                sleep_until(scheduled)
-                if traffic.error is not None:
-                    raise RuntimeError(f"traffic generator failed: {traffic.error}") from traffic.error
-                invoke(handler, capture, scheduled)
-                for line in capture.drain():
-                    stdout_file.write(line + "\n")
-                    record = _json_line(line)
-                    if record is None or record.get("event") != "decision":
-                        continue
-                    decisions_file.write(line + "\n")
-                    result.decisions.append(record)
-                    row = tick_row(record, started, traffic.demand_at(float(record["input"]["now"])))
-                    result.ticks.append(row)
+        schedule = LocalSchedule(function.invoke, SLOTS_PER_FIRING * interval, start_now=True)
+        poller = SqsEventSource(stack.client("sqs"), env["SLOT_QUEUE_URL"], function.invoke)
+        # The redirect covers the worker threads too: EMF blobs look sys.stdout up per write.
+        with contextlib.redirect_stdout(capture):
+            schedule.start()
+            poller.start()
+            try:
+                end = started + scenario.duration_seconds
+                while time.time() < end:
+                    sleep_until(min(end, time.time() + 0.25))
+                    if traffic.error is not None:
+                        raise RuntimeError(f"traffic generator failed: {traffic.error}") from traffic.error
+                    for row in _rows(
+                        capture.drain(), stdout_file, decisions_file, result, started, traffic, stack
+                    ):
+                        term.say(format_tick(row), live=True)
+                    decisions_file.flush()
+            finally:
+                schedule.stop()
+                poller.stop()
+                traffic.stop()
+                result.traffic = traffic.history()
+                for row in _rows(
+                    capture.drain(), stdout_file, decisions_file, result, started, traffic, stack
+                ):
                     term.say(format_tick(row), live=True)
-                decisions_file.flush()
-                slot += 1
-        finally:
-            traffic.stop()
-            result.traffic = traffic.history()
-            for line in capture.drain():
-                stdout_file.write(line + "\n")
+                result.invocations = function.invocations
     return result
+
+
+def _rows(
+    lines: Sequence[str],
+    stdout_file: TextIO,
+    decisions_file: TextIO,
+    result: DemoResult,
+    started: float,
+    traffic: TrafficGenerator,
+    stack: LocalStack,
+) -> list[TickRow]:
+    """Live rows from the function's output: a full decision record, or a steady rule's compact entry."""
+    rows: list[TickRow] = []
+    for line in lines:
+        stdout_file.write(line + "\n")
+        record = _json_line(line)
+        if record is None:
+            continue
+        if record.get("event") == "decision":
+            decisions_file.write(line + "\n")
+            result.decisions.append(record)
+            row = tick_row(record, started, traffic.demand_at(float(record["input"]["now"])))
+        elif record.get("event") == "tick" and record.get("rules"):
+            slot_start = float(int(record["slot"]) * result.interval)
+            # [rule, current, desired, [metric values]]: a steady evaluation, logged compactly.
+            _, current, desired, values = record["rules"][0]
+            row = TickRow(
+                elapsed=slot_start - started,
+                demand=traffic.demand_at(slot_start),
+                value=values[0] if values else None,
+                target=TARGET_PER_POD,
+                ready=len(stack.kube.ready_pods(NAMESPACE)),
+                current=int(current),
+                desired=int(desired),
+                reason="steady (compact entry in the slot's tick line)",
+                patched=False,
+            )
+            result.compact += 1
+        else:
+            continue
+        result.ticks.append(row)
+        rows.append(row)
+    return rows
 
 
 def _json_line(line: str) -> dict[str, Any] | None:
@@ -614,6 +659,10 @@ def finish(result: DemoResult, out: Path, term: Terminal, begun: float) -> int:
     plot(result, out / "demo.png")
     term.say(f"  figure              {out / 'demo.png'}")
     term.say(f"  decision log        {out / 'decisions.jsonl'} ({len(result.decisions)} records)")
+    term.say(
+        f"  invocations         {result.invocations} (one per slot); {result.compact} steady evaluations "
+        "logged as compact entries, nothing written for them"
+    )
     same, failures = replay(result.decisions, out)
     for failure in failures:
         term.say(f"  REPLAY MISMATCH: {failure}")

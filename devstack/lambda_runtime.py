@@ -276,11 +276,19 @@ class LocalSchedule:
     """
 
     def __init__(
-        self, invoke: Callable[[dict[str, Any]], Any], period_seconds: float, shard_count: int = 1
+        self,
+        invoke: Callable[[dict[str, Any]], Any],
+        period_seconds: float,
+        shard_count: int = 1,
+        *,
+        start_now: bool = False,
     ) -> None:
         self.invoke = invoke
         self.period_seconds = period_seconds
         self.shard_count = shard_count
+        # Fire the current period at once (as a deploy mid-period would see its first firing late),
+        # instead of waiting for the next boundary.
+        self.start_now = start_now
         self.fired = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="local-schedule", daemon=True)
@@ -303,7 +311,7 @@ class LocalSchedule:
 
     def _run(self) -> None:
         period = self.period_seconds
-        at = (time.time() // period + 1) * period
+        at = (time.time() // period + (0 if self.start_now else 1)) * period
         while not self._stop.wait(max(0.0, at - time.time())):
             for shard in range(self.shard_count):
                 self.fired += 1

@@ -5,6 +5,7 @@ Prometheus -> decision -> /scale patched on the simulator over TLS -> state in D
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from devstack.stack import CLUSTER, STATE_TABLE, LocalStack
 from tests.e2e.conftest import LambdaContext, load_handler, log_records
 
 pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
 
 # One evaluation slot per invocation, 2 s wide, so a test can run several ticks in seconds.
 FAST = {
@@ -74,6 +77,20 @@ def invoke(handler: Any, request_id: str | None = None, scheduled: float | None 
 def next_slot(interval: float = 2.0) -> None:
     """Sleep into the next evaluation slot, so the next invocation is a new schedule slot."""
     time.sleep(interval - (time.time() % interval) + 0.05)
+
+
+def check_sample(file_name: str, live: dict[str, Any]) -> dict[str, Any]:
+    """``events/<file_name>``, which must have the fields of ``live`` (a record logged by this run).
+
+    With ``AMPSCALER_WRITE_SAMPLES=1`` the sample is rewritten from ``live`` first: samples come from
+    a real run, never by hand.
+    """
+    path = REPO / "events" / file_name
+    if os.environ.get("AMPSCALER_WRITE_SAMPLES") == "1":
+        path.write_text(json.dumps(live, indent=2) + "\n")
+    sample: dict[str, Any] = json.loads(path.read_text())
+    assert set(sample) == set(live), file_name
+    return sample
 
 
 def replicas(stack: LocalStack, namespace: str, name: str) -> int:
@@ -142,6 +159,11 @@ def test_handler_traffic_step_scales_up_then_down_after_stabilization(
     # Every logged decision replays byte-for-byte through the decide contract.
     for d in decisions:
         assert contract.dumps(contract.decide_document(d["input"])) == contract.dumps(d["output"])
+    # The committed samples come from this run (AMPSCALER_WRITE_SAMPLES=1 rewrites them): the same
+    # fields as a record logged now, and the sample replays to its own output.
+    patched = next(d for d in decisions if d["applied"] == "patched")
+    sample = check_sample("decision_log_record.json", patched)
+    assert contract.dumps(contract.decide_document(sample["input"])) == contract.dumps(sample["output"])
     emf = [r for r in records if "_aws" in r]
     names = {m["Name"] for blob in emf for m in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     # The rule opted in to per-rule metrics (PER_RULE_METRICS), beside the fleet's fixed set.

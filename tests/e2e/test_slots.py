@@ -25,7 +25,16 @@ from ampscaler.schedule import Slot, invocation_slots, slot_message
 from devstack.lambda_runtime import LocalFunction, SqsEventSource
 from devstack.stack import STATE_TABLE, LocalStack
 from tests.e2e.conftest import LambdaContext, load_handler, log_records
-from tests.e2e.test_scaler_handler import FAST, invoke, next_slot, patches, replicas, rule_doc, write_per_pod
+from tests.e2e.test_scaler_handler import (
+    FAST,
+    check_sample,
+    invoke,
+    next_slot,
+    patches,
+    replicas,
+    rule_doc,
+    write_per_pod,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -312,6 +321,7 @@ def test_steady_evaluations_write_nothing_log_compactly_and_heartbeat(
     tick_lines = [r for r in records if r.get("event") == "tick"]
     compact = [entry for t in tick_lines for entry in t["rules"]]
     assert compact == [[f"{ns}/{name}", 2, 2, [10.0]]] * (len(ticks) - sum(expected))
+    check_sample("tick_log_line.json", next(t for t in tick_lines if t["rules"]))
     assert replicas(local_stack, ns, name) == 2 and patches(local_stack, ns, name) == []
     # The item stays one write unit, and names the slot that last wrote it.
     raw = boto3.client("dynamodb").get_item(TableName=STATE_TABLE, Key={"rule": {"S": f"{ns}/{name}"}})[

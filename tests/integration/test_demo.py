@@ -147,7 +147,11 @@ def test_demo_short_run_scales_up_writes_replayable_log_and_png_and_stops_everyt
     assert width > 100 and height > 100
 
     records = [json.loads(line) for line in (out / "decisions.jsonl").read_text().splitlines()]
-    assert len(records) >= 6, "one decision per 5 s tick over 40 s"
+    # A burst changes something in most slots, so most of them log a full record; the rest are
+    # compact entries (counted on the summary's invocations line).
+    assert len(records) >= 4, text
+    slots = re.search(r"invocations +(\d+) \(one per slot\); (\d+) steady", text)
+    assert slots is not None and len(records) + int(slots.group(2)) >= 6, text
     assert all(r["event"] == "decision" and r["rule"] == "demo/web" for r in records)
     assert any(r["patched"] and r["to"] > r["from"] for r in records)
     assert f"{len(records)} decisions replayed byte-for-byte" in text

@@ -21,7 +21,8 @@ from bench.common import (
     render_markdown,
     render_table,
 )
-from bench.layer import PRICES, CostInputs, alternative_cost, estimate_cost, pod_cost
+from bench.cost import SLOTS_PER_MONTH, Phase, monthly_bill
+from bench.layer import PRICES, alternative_cost, pod_cost
 from bench.run_all import merge_by_benchmark
 from bench.sharding import wall_time
 from bench.tick import patches, top_hotspots
@@ -187,30 +188,31 @@ def test_top_hotspots_reads_the_rows_of_a_tottime_listing() -> None:
     ]
 
 
-def test_cost_estimate_arithmetic_for_ten_rules() -> None:
-    inputs = CostInputs(
-        rules=10,
-        tick_seconds=0.2,
-        decision_bytes_per_record=2500.0,
-        emf_bytes_per_evaluation=1000.0,
-        metrics_per_rule=9.0,
-        function_level_metrics=7,
-        state_item_bytes=1224,  # -> 2 WRU per write
-        samples_per_query=24,
-    )
-    total, lines = estimate_cost(inputs)
+def test_monthly_bill_arithmetic_from_a_steady_phase() -> None:
+    metric = ("EvaluationErrors", (("service", "s"),))
+    steady = Phase(
+        rules=10, slots=8, invocations=8, billed_ms=800, write_units=8, read_units=0, state_writes=0,
+        decision_bytes=0, tick_bytes=8 * 600, emf_bytes=8 * 400, error_bytes=0, messages_sent=6,
+        full_records=0, dropped=0, metrics={metric, ("TickDuration", (("Shard", "0"),))},
+    )  # fmt: skip
+    scaling = Phase(**{**vars(steady), "decision_bytes": 3000 * 4, "full_records": 4})
+    total, lines, alarms = monthly_bill(10, steady, scaling, 120.0, 24, alarms=9)
     items = {name: value for name, _, value in lines}
-    invocations = 730 * 60  # one per minute
-    evaluations = invocations * 4 * 10  # four 15 s slots per invocation, 10 rules
-    assert items["Lambda duration"] == pytest.approx(invocations * 45.2 * 0.25 * 0.0000133334)
-    assert items["Lambda requests"] == pytest.approx(invocations * 0.2e-6)
-    assert items["AMP query samples"] == pytest.approx(evaluations * 24 * 0.1e-9)
-    assert items["DynamoDB writes"] == pytest.approx(evaluations * 2 * 2 * 0.625e-6)
-    assert items["CloudWatch Logs ingestion"] == pytest.approx(evaluations * 3500 / 2**30 * 0.5)
-    assert items["CloudWatch custom metrics (EMF)"] == pytest.approx(97 * 0.30)
+    slots = 730 * 3600 / 15
+    assert slots == SLOTS_PER_MONTH
+    assert items["Lambda requests"] == pytest.approx(slots * 0.2e-6)
+    assert items["Lambda duration"] == pytest.approx(slots * 0.120 * 0.25 * 0.0000133334)
+    heartbeats = 10 * slots * 15 / 1800
+    # One fence write per slot, nothing for steady rules, a 4-unit transaction per heartbeat.
+    assert items["DynamoDB writes"] == pytest.approx((slots * 1 + heartbeats * 4) * 0.625e-6)
+    assert items["AMP query samples"] == pytest.approx(10 * slots * 24 * 0.1e-9)
+    log_bytes = slots * (600 + 400) + heartbeats * 3000 + slots * 330
+    assert items["CloudWatch Logs ingestion"] == pytest.approx(log_bytes / 2**30 * 0.5)
+    assert items["CloudWatch custom metrics"] == pytest.approx(2 * 0.30)
+    messages = slots * 6 / 8
+    assert items["SQS requests"] == pytest.approx((slots / 4 + 2 * messages + 5 * 3 * 60 * 730) * 0.4e-6)
     assert total == pytest.approx(sum(items.values()))
-    # The arithmetic is spelled out with the measured inputs.
-    assert "43,800 invocations × (3 × 15 s + tick 0.200 s)" in lines[0][1]
+    assert alarms == pytest.approx(0.90)
 
 
 def test_alternative_pod_costs_follow_the_stated_vcpu_and_gib_prices() -> None:

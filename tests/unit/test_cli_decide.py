@@ -132,9 +132,13 @@ def test_decide_replay_of_own_output_state_walks_external_value_down(
 @pytest.mark.parametrize(
     ("text", "error", "detail"),
     [
-        pytest.param('{"rule": ', "invalid JSON", "line 1 column 10: Expecting value", id="truncated"),
-        pytest.param('{"now": NaN}', "invalid JSON", "NaN is not valid JSON", id="nan-literal"),
-        pytest.param('{"now": 1, "now": 2}', "invalid JSON", "duplicate key 'now'", id="duplicate-key"),
+        pytest.param(
+            '{"rule": ', "invalid JSON", "invalid JSON at line 1 column 10: Expecting value", id="truncated"
+        ),
+        pytest.param(
+            '{"now": NaN}', "invalid JSON", "NaN is not valid JSON (numbers must be finite)", id="nan-literal"
+        ),
+        pytest.param('{"now": 1, "now": 2}', "invalid JSON", 'duplicate key "now"', id="duplicate-key"),
         pytest.param(
             "[]", "invalid decide input", "(document): must be an object, got array", id="not-an-object"
         ),

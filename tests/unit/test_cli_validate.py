@@ -43,9 +43,13 @@ def test_validate_prints_every_error_and_exits_1(tmp_path: Path, capsys: pytest.
     assert main(["validate", str(good), str(bad)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{good}: valid (1 rule: prod/shop/frontend)"
+    # Every problem at once: the PromQL and Pods-grouping errors are not hidden by the format error.
     assert out[1:] == [
-        f"{bad}: INVALID (1 error)",
+        f"{bad}: INVALID (3 errors)",
         "  error: maxReplicas: must be greater than or equal to minReplicas (12), got 10",
+        "  error: metrics[0].query: unclosed '(' from column 4",
+        "  error: metrics[0].query: a Pods query must return one series per pod, grouped by the 'pod' label "
+        "(aggregate with sum by (pod) (...))",
     ]
 
 

@@ -203,7 +203,10 @@ def test_parse_decide_input_rule_may_omit_cluster() -> None:
         ),
         pytest.param(
             lambda d: d.update(scale={"specReplicas": -1}),
-            ["scale.statusReplicas: required", "scale.specReplicas: must be >= 0, got -1"],
+            [
+                "scale.statusReplicas: required",
+                "scale.specReplicas: must be between 0 and 2147483647, got -1",
+            ],
             id="bad-scale",
         ),
         pytest.param(
@@ -213,7 +216,7 @@ def test_parse_decide_input_rule_may_omit_cluster() -> None:
             [
                 'state.recommendations[0].replica: unknown field (did you mean "replicas"?)',
                 "state.recommendations[0].replicas: required",
-                "state.consecutiveFailures: must be >= 0, got -1",
+                "state.consecutiveFailures: must be between 0 and 2147483647, got -1",
             ],
             id="bad-state",
         ),
@@ -222,7 +225,7 @@ def test_parse_decide_input_rule_may_omit_cluster() -> None:
             [
                 "controller.flag: unknown field (expected one of: tolerance, downscaleStabilizationSeconds, "
                 "scaleUpLimitFactor, scaleUpLimitMinimum)",
-                "controller.tolerance: must be >= 0, got -1",
+                "controller.tolerance: must be >= 0 and < 1, got -1",
             ],
             id="bad-controller",
         ),

@@ -541,6 +541,7 @@ def test_scaler_runs_one_slot_per_invocation_from_the_schedule_and_the_slot_queu
 
 # Set by the template for code another change adds (rule validation against the allow-lists,
 # issue 11); listed here so this test does not block on that merge. Remove once they are read.
+# Read by ampscaler.policy (through Settings) rather than settings.py itself.
 ENV_READ_ELSEWHERE = frozenset({"ALLOWED_NAMESPACES", "ALLOWED_CLUSTERS", "MAX_REPLICAS_CEILING"})
 
 
@@ -558,7 +559,9 @@ def test_environment_matches_settings_contract(template: dict[str, Any]) -> None
     for name in env:
         if not name.startswith("POWERTOOLS_") and name not in ENV_READ_ELSEWHERE:
             assert f'"{name}"' in library_source, f"{name} is not read by the ampscaler library"
-    assert env["ALLOWED_NAMESPACES"] == env["ALLOWED_CLUSTERS"] == env["ALLOWED_PROMETHEUS_URLS"] == ""
+    assert env["ALLOWED_NAMESPACES"] == env["ALLOWED_PROMETHEUS_URLS"] == ""
+    # No cluster list: only the stack's own cluster.
+    assert env["ALLOWED_CLUSTERS"] == "prod"
     assert env["MAX_REPLICAS_CEILING"] == "1000"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "ampscaler"
     assert env["POWERTOOLS_SERVICE_NAME"] == "ampscaler"

@@ -29,7 +29,17 @@ from ampscaler.engine.types import (
 )
 from ampscaler.errors import AmpscalerError
 from ampscaler.model import Rule
-from ampscaler.rule import ErrorList, build_rule, child_path, index_path, json_type, rule_to_document, show
+from ampscaler.policy import MAX_INT32, REPLAY_POLICY
+from ampscaler.rule import (
+    MAX_NUMBER,
+    ErrorList,
+    build_rule,
+    child_path,
+    index_path,
+    json_type,
+    rule_to_document,
+    show,
+)
 
 Mode = Literal["active", "dryRun", "paused"]
 MODES: Final[tuple[Mode, ...]] = ("active", "dryRun", "paused")
@@ -52,6 +62,10 @@ CONTROLLER_FIELDS: Final = (
     "scaleUpLimitFactor",
     "scaleUpLimitMinimum",
 )
+# Unix seconds up to the year 5138: far beyond any real clock, far below float trouble.
+MAX_TIME: Final = 1e11
+# --horizontal-pod-autoscaler-downscale-stabilization: a week is far beyond any real setting.
+MAX_DOWNSCALE_STABILIZATION_SECONDS: Final = 7 * 24 * 3600
 # Key order of the output document (the example order, then the audit flags).
 OUTPUT_FIELDS: Final = (
     "desiredReplicas",
@@ -118,8 +132,14 @@ def parse_decide_input(doc: object) -> DecideInput:
         raise DecideInputError(errors.items)
     # The decision never depends on the cluster, so a logged rule that relied on the stack's
     # CLUSTER_NAME still replays.
-    rule = build_rule(raw["rule"], errors, path="rule", default_cluster="") if "rule" in raw else None
-    now = errors.number(raw["now"], "now", minimum=0.0) if "now" in raw else None
+    # The operator's namespace/cluster policy was applied when the rule was loaded; a replay checks
+    # only the format's hard limits, so every logged decision replays.
+    rule = (
+        build_rule(raw["rule"], errors, path="rule", default_cluster="", policy=REPLAY_POLICY)
+        if "rule" in raw
+        else None
+    )
+    now = errors.number(raw["now"], "now", minimum=0.0, maximum=MAX_TIME) if "now" in raw else None
     scale = _scale(raw["scale"], "scale", errors) if "scale" in raw else None
     pods = _pods(raw["pods"], "pods", errors) if "pods" in raw else None
     metrics = _observations(raw["metrics"], "metrics", errors, rule) if "metrics" in raw else None
@@ -147,12 +167,14 @@ def _scale(value: object, path: str, errors: ErrorList) -> ScaleObservation | No
     if raw is None:
         return None
     spec = (
-        errors.integer(raw["specReplicas"], child_path(path, "specReplicas"), minimum=0)
+        errors.integer(raw["specReplicas"], child_path(path, "specReplicas"), minimum=0, maximum=MAX_INT32)
         if "specReplicas" in raw
         else None
     )
     status = (
-        errors.integer(raw["statusReplicas"], child_path(path, "statusReplicas"), minimum=0)
+        errors.integer(
+            raw["statusReplicas"], child_path(path, "statusReplicas"), minimum=0, maximum=MAX_INT32
+        )
         if "statusReplicas" in raw
         else None
     )
@@ -283,24 +305,37 @@ def _controller(value: object, path: str, errors: ErrorList) -> ControllerConfig
     n = len(errors.items)
     defaults = ControllerConfig()
     tolerance = (
-        errors.number(raw["tolerance"], child_path(path, "tolerance"), minimum=0.0)
+        errors.number(raw["tolerance"], child_path(path, "tolerance"), minimum=0.0, below=1.0)
         if "tolerance" in raw
         else defaults.tolerance
     )
     window = (
         errors.integer(
-            raw["downscaleStabilizationSeconds"], child_path(path, "downscaleStabilizationSeconds"), minimum=0
+            raw["downscaleStabilizationSeconds"],
+            child_path(path, "downscaleStabilizationSeconds"),
+            minimum=0,
+            maximum=MAX_DOWNSCALE_STABILIZATION_SECONDS,
         )
         if "downscaleStabilizationSeconds" in raw
         else defaults.downscale_stabilization_seconds
     )
     factor = (
-        errors.number(raw["scaleUpLimitFactor"], child_path(path, "scaleUpLimitFactor"), positive=True)
+        errors.number(
+            raw["scaleUpLimitFactor"],
+            child_path(path, "scaleUpLimitFactor"),
+            positive=True,
+            maximum=MAX_NUMBER,
+        )
         if "scaleUpLimitFactor" in raw
         else defaults.scale_up_limit_factor
     )
     minimum = (
-        errors.number(raw["scaleUpLimitMinimum"], child_path(path, "scaleUpLimitMinimum"), positive=True)
+        errors.number(
+            raw["scaleUpLimitMinimum"],
+            child_path(path, "scaleUpLimitMinimum"),
+            positive=True,
+            maximum=MAX_NUMBER,
+        )
         if "scaleUpLimitMinimum" in raw
         else defaults.scale_up_limit_minimum
     )
@@ -337,14 +372,19 @@ def _state(value: object, path: str, errors: ErrorList) -> EngineState | None:
     up = events("scaleUpEvents")
     down = events("scaleDownEvents")
     failures = (
-        errors.integer(raw["consecutiveFailures"], child_path(path, "consecutiveFailures"), minimum=0)
+        errors.integer(
+            raw["consecutiveFailures"], child_path(path, "consecutiveFailures"), minimum=0, maximum=MAX_INT32
+        )
         if "consecutiveFailures" in raw
         else 0
     )
     since = None
     if raw.get("belowActivationSince") is not None:
         since = errors.number(
-            raw["belowActivationSince"], child_path(path, "belowActivationSince"), minimum=0.0
+            raw["belowActivationSince"],
+            child_path(path, "belowActivationSince"),
+            minimum=0.0,
+            maximum=MAX_TIME,
         )
     if len(errors.items) > n or failures is None:
         return None
@@ -367,9 +407,13 @@ def _records(value: object, path: str, errors: ErrorList, amount_key: str) -> li
         raw = errors.mapping(item, at, ("time", amount_key), required=("time", amount_key))
         if raw is None:
             continue
-        time = errors.number(raw["time"], child_path(at, "time"), minimum=0.0) if "time" in raw else None
+        time = (
+            errors.number(raw["time"], child_path(at, "time"), minimum=0.0, maximum=MAX_TIME)
+            if "time" in raw
+            else None
+        )
         amount = (
-            errors.integer(raw[amount_key], child_path(at, amount_key), minimum=0)
+            errors.integer(raw[amount_key], child_path(at, amount_key), minimum=0, maximum=MAX_INT32)
             if amount_key in raw
             else None
         )

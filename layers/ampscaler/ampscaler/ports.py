@@ -5,7 +5,7 @@ Upstream analogue: the HPA controller's injected scale namespacer, metrics clien
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,8 +29,8 @@ class LoadedRule:
 class RuleStore(Protocol):
     """Where rules live (SSM Parameter Store in production)."""
 
-    def load_rules(self) -> Sequence[LoadedRule]:
-        """Every rule under the configured prefix, valid or not."""
+    def load_rules(self, *, owns: Callable[[str], bool] | None = None) -> Sequence[LoadedRule]:
+        """Every rule under the configured prefix, valid or not; with ``owns``, only the rules it owns."""
         ...
 
 

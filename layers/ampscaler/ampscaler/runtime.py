@@ -172,13 +172,9 @@ def build_runtime(
         per_rule_metrics=settings.per_rule_metrics,
     )
     ports = Ports(
-        rules=SsmRuleStore(
-            settings.rule_prefix,
-            cache_seconds=settings.rule_cache_seconds,
-            default_cluster=settings.cluster_name,
-            # Bounded by the slot's deadline like every other call the slot makes.
-            client=bounded_client("ssm"),
-        ),
+        # The operator's policy (namespaces, clusters, replica ceiling) applies to every rule, and
+        # the client's calls are bounded by the slot's deadline like every other call.
+        rules=SsmRuleStore.from_settings(settings, client=bounded_client("ssm", region=region)),
         metrics=metrics_source(settings, region),
         targets=scale_target(settings, region, env=source),
         state=DynamoDbStateStore(settings.state_table),

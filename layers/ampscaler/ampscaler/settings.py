@@ -44,6 +44,11 @@ class Settings:
     # Rules whose decisions also emit per-rule CloudWatch metrics ($0.30/metric-month each):
     # names, or "*" for every rule; empty (default) for none.
     per_rule_metrics: tuple[str, ...] = ()
+    # Blast radius of rules (ampscaler.policy): empty namespaces = any but the system ones,
+    # empty clusters = any; every replica count a rule sets stays at or below the ceiling.
+    allowed_namespaces: tuple[str, ...] = ()
+    allowed_clusters: tuple[str, ...] = ()
+    max_replicas_ceiling: int = 1000
 
     def per_rule_metrics_for(self, rule_name: str) -> bool:
         """Whether ``rule_name``'s decisions emit per-rule metrics (``PER_RULE_METRICS``)."""
@@ -94,6 +99,17 @@ class Settings:
         raw_per_rule = source.get("PER_RULE_METRICS", "").strip()
         if raw_per_rule:
             values["per_rule_metrics"] = tuple(n.strip() for n in raw_per_rule.split(",") if n.strip())
+        # Rule blast radius: parsed by ampscaler.policy so `ampscaler validate` reads it identically.
+        from ampscaler.policy import POLICY_ENV_VARS, RulePolicy
+
+        try:
+            policy = RulePolicy.from_env({k: source[k] for k in POLICY_ENV_VARS if k in source})
+        except ValueError as exc:
+            errors.append(str(exc))
+        else:
+            values["allowed_namespaces"] = policy.allowed_namespaces
+            values["allowed_clusters"] = policy.allowed_clusters
+            values["max_replicas_ceiling"] = policy.max_replicas_ceiling
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.shard_index >= settings.shard_count:
             errors.append(

@@ -291,7 +291,12 @@ class Ticker:
             except AmpscalerError as exc:
                 return self._slot_not_run(slot, started, exc)
             try:
-                loaded = list(self.ports.rules.load_rules())
+                # Only this shard's rules are parsed: another shard's broken rule is not ours.
+                loaded = list(
+                    self.ports.rules.load_rules(
+                        owns=lambda name: shard_of(name, self.settings.shard_count) == slot.shard
+                    )
+                )
             except AmpscalerError as exc:
                 # Without the rule list nothing can be evaluated; no workload is touched.
                 logger.error("slot %s: could not load rules: %s", slot.id, exc)

@@ -30,8 +30,9 @@ class RuleValidatorApp:
     def from_env(cls, logger: Logger) -> RuleValidatorApp:
         """The app as Lambda runs it."""
         settings = Settings.from_env()
+        rules = SsmRuleStore.from_settings(settings)
         # No cache: the validator must read the version that just changed.
-        rules = SsmRuleStore(settings.rule_prefix, cache_seconds=0, default_cluster=settings.cluster_name)
+        rules.cache_seconds = 0
         audit = PowertoolsAuditSink(logger, service=os.environ.get("POWERTOOLS_SERVICE_NAME") or None)
         return cls(rules, audit, logger)
 

@@ -155,6 +155,9 @@ def test_missing_credentials_raise_an_actionable_error(
 
 def test_token_never_appears_in_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    # Named too: a Powertools Logger for service "ampscaler" (any loaded handler) sets INFO on the
+    # package's parent logger, which would hide the debug line whatever the root level.
+    caplog.set_level(logging.DEBUG, logger="ampscaler.adapters.eks_token")
     provider = EksTokenProvider("eu-west-1", credentials=CREDS)
 
     token = provider.token("prod")

@@ -81,7 +81,7 @@ def test_adapter_config_configmap_bare_and_helm_values_load_the_same_walkthrough
             "rules[0].name.as: required",
         ),
         ("rules: [{seriesQuery: 'x'}]", "rules[0].metricsQuery: missing"),
-        ("rules: [\n", "adapter config is not valid YAML"),
+        ("rules: [\n", "adapter config: invalid YAML"),
     ],
 )
 def test_adapter_config_invalid_is_refused_naming_the_field(text: str, message: str) -> None:

@@ -117,7 +117,7 @@ def test_import_unreadable_file_exits_1_but_still_converts_the_rest(
     out, err = capsys.readouterr()
     assert code == 1
     assert len(json.loads(out)) == 2
-    assert f"error: {broken}: not valid YAML" in err
+    assert f"error: {broken}: invalid YAML" in err
     assert f"error: {tmp_path / 'missing.yaml'}: cannot read: No such file or directory" in err
 
 

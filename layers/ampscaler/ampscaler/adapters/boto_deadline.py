@@ -119,6 +119,7 @@ def bounded_client(
     session: boto3.Session | None = None,
     sender: DeadlineSender | None = None,
     max_attempts: int = 3,
+    region: str | None = None,
 ) -> Any:
     """A boto3 client for ``service`` whose calls obey ``deadline_scope``.
 
@@ -133,6 +134,8 @@ def bounded_client(
         The attempt sender (default: a new ``DeadlineSender``).
     max_attempts:
         Attempts per call in botocore's standard retry mode; the deadline usually stops them first.
+    region:
+        The client's region (default: the session's, from ``AWS_DEFAULT_REGION`` or the config).
     """
     sender = sender or DeadlineSender()
     config = Config(
@@ -141,7 +144,9 @@ def bounded_client(
         retries={"max_attempts": max_attempts, "mode": "standard"},
         max_pool_connections=64,
     )
-    client = (session or boto3.session.Session()).client(service, config=config)  # type: ignore[call-overload]
+    client = (session or boto3.session.Session()).client(  # type: ignore[call-overload]
+        service, config=config, region_name=region
+    )
     client.meta.events.register("before-send", sender)
     return client
 

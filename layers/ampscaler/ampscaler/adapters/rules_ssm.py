@@ -27,8 +27,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ampscaler.errors import AmpscalerError, RuleInvalidError
 from ampscaler.model import Rule
+from ampscaler.policy import RulePolicy
 from ampscaler.ports import LoadedRule
-from ampscaler.rule import parse_rule
+from ampscaler.rule import parse_rule, show
 from ampscaler.settings import DEFAULT_RULE_PREFIX, Settings
 
 if TYPE_CHECKING:
@@ -144,6 +145,9 @@ class SsmRuleStore:
         look for the newest valid version in ``GetParameterHistory`` (cold starts).
     clock:
         Wall clock for cache expiry; tests inject one.
+    policy:
+        The operator's blast radius (allowed namespaces/clusters, replica ceiling); a rule
+        outside it is invalid like any other. None is the default policy.
     """
 
     def __init__(
@@ -155,6 +159,7 @@ class SsmRuleStore:
         client: SSMClient | None = None,
         recover_from_history: bool = True,
         clock: Callable[[], datetime] = datetime.now,
+        policy: RulePolicy | None = None,
     ) -> None:
         if not prefix.startswith("/") or not prefix.endswith("/"):
             raise ValueError(f"rule prefix {prefix!r} must start and end with '/'")
@@ -164,6 +169,7 @@ class SsmRuleStore:
         self.recover_from_history = recover_from_history
         self._client = client
         self._clock = clock
+        self.policy = policy or RulePolicy()
         self._provider: VersionedSSMProvider | None = None
         # Parsed results by rule name, reused while the parameter version is unchanged.
         self._parsed: dict[str, LoadedRule] = {}
@@ -177,6 +183,11 @@ class SsmRuleStore:
             cache_seconds=settings.rule_cache_seconds,
             default_cluster=settings.cluster_name,
             client=client,
+            policy=RulePolicy(
+                allowed_namespaces=settings.allowed_namespaces,
+                allowed_clusters=settings.allowed_clusters,
+                max_replicas_ceiling=settings.max_replicas_ceiling,
+            ),
         )
 
     @property
@@ -209,8 +220,17 @@ class SsmRuleStore:
             raise ValueError(f"parameter {parameter!r} is not under the rule prefix {self.prefix!r}")
         return parameter[len(self.prefix) :]
 
-    def load_rules(self) -> Sequence[LoadedRule]:
+    def load_rules(self, *, owns: Callable[[str], bool] | None = None) -> Sequence[LoadedRule]:
         """Every rule under the prefix, sorted by name; invalid ones carry ``errors``.
+
+        Each rule is parsed on its own: one document's failure, whatever it is, is that rule's
+        errors and never stops the others.
+
+        Parameters
+        ----------
+        owns
+            When given, only rules whose name satisfies ``owns(name)`` are parsed and returned
+            (the shard's own rules): the others cost nothing beyond the listing.
 
         Raises
         ------
@@ -222,7 +242,8 @@ class SsmRuleStore:
         except GetParameterError as exc:
             raise _store_error("ssm:GetParametersByPath", self._arn(self.prefix + "*"), exc) from exc
         parameters = cast("dict[str, SsmParameter]", raw)
-        loaded = [self._load(name, parameters[name]) for name in sorted(parameters)]
+        names = sorted(parameters) if owns is None else sorted(n for n in parameters if owns(n))
+        loaded = [self._load(name, parameters[name]) for name in names]
         # A deleted parameter disappears, and so does its remembered last valid version: a rule
         # created again under the same name starts from scratch.
         for gone in set(self._parsed) - set(parameters):
@@ -347,13 +368,17 @@ class SsmRuleStore:
 
     def _parse(self, name: str, parameter: SsmParameter) -> LoadedRule:
         try:
-            rule = parse_rule(parameter.value, name=name, default_cluster=self.default_cluster)
+            rule = parse_rule(
+                parameter.value, name=name, default_cluster=self.default_cluster, policy=self.policy
+            )
         except RuleInvalidError as exc:
             errors = tuple(exc.errors) or (str(exc),)
         except Exception as exc:
             # A parser crash on one odd document must not stop the other rules.
             logger.exception("rule %s: parser failed on version %d", name, parameter.version)
-            errors = (f"$: the document could not be parsed ({exc!r})",)
+            errors = (
+                f"(document): the document could not be parsed ({type(exc).__name__}: {show(str(exc))})",
+            )
         else:
             known = self._last_valid.get(name)
             if known is None or known.version <= parameter.version:
@@ -388,7 +413,9 @@ class SsmRuleStore:
             if older.version >= current.version:
                 continue
             try:
-                rule = parse_rule(older.value, name=name, default_cluster=self.default_cluster)
+                rule = parse_rule(
+                    older.value, name=name, default_cluster=self.default_cluster, policy=self.policy
+                )
             except Exception:
                 continue
             return _Valid(older.version, rule)

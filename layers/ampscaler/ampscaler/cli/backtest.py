@@ -36,6 +36,13 @@ EXAMPLES = (
     "--chart cmp.png",
 )
 
+# Ten years: longer spans or steps are typos, and they keep float arithmetic exact enough.
+MAX_SECONDS = 10 * 365 * 86400.0
+MAX_UNIX_SECONDS = 1e11
+# Evaluation points of one replay: 10 years at 5 min, or 1 year at 30 s.
+MAX_GRID_POINTS = 1_100_000
+# Prometheus resolves at most milliseconds.
+MIN_STEP_SECONDS = 0.001
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _NEGATIVE_VALUE_RE = re.compile(r"^-\d*\.?\d+((ms|s|m|h|d|w)(\d*\.?\d+(ms|s|m|h|d|w))*)?$")
@@ -51,9 +58,15 @@ def parse_duration(text: str) -> float:
     """
     text = text.strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not 0 <= seconds <= MAX_SECONDS:
+            raise ValueError(
+                f"not a duration: {text[:40]!r} (use a number of seconds from 0 to {MAX_SECONDS:g})"
+            )
+        return seconds
     pos = 0
     total = 0.0
     for match in _DURATION_RE.finditer(text):
@@ -61,8 +74,8 @@ def parse_duration(text: str) -> float:
             break
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
-    if pos != len(text) or not text:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 15s, 5m, 1h30m, 2d)")
+    if pos != len(text) or not text or total > MAX_SECONDS:
+        raise ValueError(f"not a duration: {text[:40]!r} (use e.g. 15s, 5m, 1h30m, 2d; at most 10 years)")
     return total
 
 
@@ -80,9 +93,15 @@ def parse_time(text: str, now: float) -> float:
     if text.startswith(("now-", "-")):
         return now - parse_duration(text.removeprefix("now").removeprefix("-"))
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not 0 <= seconds <= MAX_UNIX_SECONDS:
+            raise ValueError(
+                f"not a time: {text[:40]!r} (unix seconds must be from 0 to {MAX_UNIX_SECONDS:g})"
+            )
+        return seconds
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
@@ -291,10 +310,15 @@ def run(
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO, clock: Callable[[], float]) -> int:
     now = math.floor(clock())
     step = parse_duration(args.step)
-    if step <= 0:
-        raise ValueError("--step must be positive")
+    if step < MIN_STEP_SECONDS:
+        raise ValueError(f"--step must be at least {MIN_STEP_SECONDS}s")
     start = parse_time(args.start, now)
     end = parse_time(args.end, now)
+    if (end - start) / step > MAX_GRID_POINTS:
+        raise ValueError(
+            f"--from/--to/--step give {(end - start) / step:.0f} evaluations; at most {MAX_GRID_POINTS} "
+            "(narrow the range or widen --step)"
+        )
     # Align to the step so repeated runs over "-24h" evaluate at the same instants.
     start = math.floor(start / step) * step
     grid = TimeGrid.half_open(start, end, step)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ampscaler.adapters.rules_ssm import SsmRuleStore
 from ampscaler.adapters.state_dynamodb import DynamoDbStateStore
 from ampscaler.errors import AmpscalerError
+from ampscaler.policy import RulePolicy
 from ampscaler.settings import DEFAULT_RULE_PREFIX, Settings
 
 if TYPE_CHECKING:
@@ -97,12 +98,19 @@ def client(session: boto3.Session, service: str) -> Any:
 def rule_store(args: argparse.Namespace, session: boto3.Session, *, history: bool = True) -> SsmRuleStore:
     """The rule store under ``--prefix``, uncached (a CLI run reads SSM once).
 
+    Rules are judged by the operator's policy from the environment (``ALLOWED_NAMESPACES``,
+    ``ALLOWED_CLUSTERS``, ``MAX_REPLICAS_CEILING``), as the scaler judges them.
+
     Raises
     ------
     CommandError
-        When the prefix does not start and end with ``/``.
+        When the prefix does not start and end with ``/``, or ``MAX_REPLICAS_CEILING`` is malformed.
     """
     prefix = getattr(args, "prefix", None) or DEFAULT_RULE_PREFIX
+    try:
+        policy = RulePolicy.from_env(os.environ)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
     try:
         return SsmRuleStore(
             prefix,
@@ -110,6 +118,7 @@ def rule_store(args: argparse.Namespace, session: boto3.Session, *, history: boo
             default_cluster=getattr(args, "cluster", None) or None,
             client=client(session, "ssm"),
             recover_from_history=history,
+            policy=policy,
         )
     except ValueError as exc:
         raise CommandError(f"--prefix: {exc}") from exc

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from typing import Any
 
 from ampscaler.contract import DecideInputError, decide_document, dumps
+from ampscaler.documents import MAX_DECIDE_INPUT_BYTES, DocumentError, load_json, read_document_file
 
 EXAMPLES = [
     "ampscaler decide --input decision-input.json     # replay one logged decision",
@@ -25,7 +23,9 @@ The output is the decision as one line of canonical JSON, byte-identical to the 
 
 exit status:
   0  a decision was made (whatever it is, including "none")
-  2  the input is invalid: {"error": ..., "details": ["json.path: message", ...]} on stdout
+  2  the input is invalid or unreadable: {"error": ..., "details": [...]} on stdout
+     (not UTF-8, over 4 MiB, not JSON, duplicate keys, NaN, nesting deeper than 64,
+     integers over 40 digits, or fields out of range: "json.path: message")
 """
 
 
@@ -49,20 +49,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            # A duplicated key would silently drop one of the two values.
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
 def _fail(error: str, details: list[str], code: int) -> int:
     print(dumps({"error": error, "details": details}))
     return code
@@ -71,18 +57,14 @@ def _fail(error: str, details: list[str], code: int) -> int:
 def run(args: argparse.Namespace) -> int:
     """Read, decide, print; return the exit status."""
     try:
-        if args.input == "-":
-            text = sys.stdin.read()
-        else:
-            with open(args.input, encoding="utf-8") as handle:
-                text = handle.read()
+        text = read_document_file(args.input, limit=MAX_DECIDE_INPUT_BYTES, what="input")
     except OSError as exc:
         return _fail("cannot read input", [f"{args.input}: {exc.strerror or exc}"], EXIT_INVALID_INPUT)
+    except DocumentError as exc:
+        return _fail("invalid input", [str(exc)], EXIT_INVALID_INPUT)
     try:
-        doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
-    except json.JSONDecodeError as exc:
-        return _fail("invalid JSON", [f"line {exc.lineno} column {exc.colno}: {exc.msg}"], EXIT_INVALID_INPUT)
-    except ValueError as exc:
+        doc = load_json(text)
+    except DocumentError as exc:
         return _fail("invalid JSON", [str(exc)], EXIT_INVALID_INPUT)
     try:
         output = decide_document(doc)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ampscaler.documents import MAX_MANIFEST_BYTES, DocumentError, read_document_file
 from ampscaler.importers import (
     AdapterConfig,
     ImportInputError,
@@ -70,9 +71,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _read(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    return Path(path).read_text(encoding="utf-8")
+    """The file's text under the shared decoding policy (strict UTF-8, BOM dropped, size cap)."""
+    try:
+        return read_document_file(path, limit=MAX_MANIFEST_BYTES, what="file")
+    except DocumentError as exc:
+        raise ImportInputError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:

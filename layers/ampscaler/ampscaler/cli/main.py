@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import io
 import sys
 from collections.abc import Callable, Sequence
 from typing import cast
@@ -94,15 +95,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_INTERNAL_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _tolerant_streams() -> None:
+    """Print what cannot be encoded (a lone surrogate in a file name) escaped instead of crashing."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``ampscaler`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    """Run ``ampscaler`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+
+    Every command answers bad input with a message and its documented exit code; an exception
+    that still escapes one is a bug, reported on one line (exit 1) rather than as a traceback.
+    """
+    _tolerant_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
         return 2
-    return int(func(args))
+    try:
+        return int(func(args))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the last line of defence, see the docstring
+        from ampscaler.rule import show
+
+        print(
+            f"ampscaler {args.command}: error: internal error {type(exc).__name__}: "
+            f"{show(str(exc), 200)} (please report this)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

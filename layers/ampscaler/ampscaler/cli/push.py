@@ -20,9 +20,10 @@ from ampscaler.cli.common import (
     rule_store,
 )
 from ampscaler.cli.formatting import unified_diff
-from ampscaler.cli.validate import validate_file
+from ampscaler.cli.validate import policy_from, validate_file
 from ampscaler.errors import AmpscalerError, RuleInvalidError
 from ampscaler.model import Rule
+from ampscaler.policy import RulePolicy
 from ampscaler.rule import load_rule_file, rule_to_document
 
 EXAMPLES = [
@@ -107,15 +108,18 @@ def read_current(store: SsmRuleStore, parameter: str) -> str | None:
         raise CommandError(f"cannot read {parameter}: {exc}") from exc
 
 
-def load_files(paths: list[str], cluster: str | None) -> tuple[list[tuple[str, Rule]], list[str]]:
+def load_files(
+    paths: list[str], cluster: str | None, policy: RulePolicy | None = None
+) -> tuple[list[tuple[str, Rule]], list[str]]:
     """Every rule in ``paths`` with the file it came from, and every error (``file: problem``).
 
-    The checks are ``validate``'s; rules are returned only when there is no error at all, and two
-    rules with the same name (one parameter) are an error.
+    The checks are ``validate``'s (``policy``: the operator's blast radius); rules are returned
+    only when there is no error at all, and two rules with the same name (one parameter) are an
+    error.
     """
     errors: list[str] = []
     for path in paths:
-        report = validate_file(path, cluster)
+        report = validate_file(path, cluster, policy)
         errors.extend(f"{path}: {e}" for e in report.errors)
     if errors:
         return [], errors
@@ -123,7 +127,7 @@ def load_files(paths: list[str], cluster: str | None) -> tuple[list[tuple[str, R
     seen: dict[str, str] = {}
     for path in paths:
         try:
-            for rule in load_rule_file(path, default_cluster=cluster):
+            for rule in load_rule_file(path, default_cluster=cluster, policy=policy):
                 if rule.name in seen:
                     errors.append(f"{path}: rule {rule.name!r} is also defined in {seen[rule.name]}")
                     continue
@@ -164,7 +168,11 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextI
     """Validate, diff, write; return the exit status."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    rules, errors = load_files(list(args.files), args.cluster)
+    try:
+        policy = policy_from(args)
+    except ValueError as exc:
+        return fail("push", exc, err)
+    rules, errors = load_files(list(args.files), args.cluster, policy)
     if errors:
         for line in errors:
             print(f"  error: {line}", file=err)

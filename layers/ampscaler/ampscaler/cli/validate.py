@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable
+import os
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ampscaler.documents import MAX_RULE_BYTES
 from ampscaler.errors import RuleInvalidError
-from ampscaler.rule import RULE_SCHEMA, ErrorList, build_rule, index_path, lint_rule, read_rule_documents
+from ampscaler.policy import (
+    ALLOWED_CLUSTERS_ENV,
+    ALLOWED_NAMESPACES_ENV,
+    MAX_REPLICAS_CEILING_ENV,
+    RulePolicy,
+    parse_ceiling,
+    split_list,
+)
+from ampscaler.rule import (
+    RULE_SCHEMA,
+    ErrorList,
+    build_rule,
+    index_path,
+    lint_document,
+    lint_rule,
+    read_rule_documents,
+    rule_to_document,
+)
 
 EXAMPLES = [
     "ampscaler validate examples/rules/*.yaml        # check rule files before pushing them",
@@ -24,8 +44,12 @@ checks, in order:
   semantic  PromQL structure -- a light check only: balanced (), [], {} and closed quotes,
             not a full parse; a Pods query must group by its podLabel (sum by (pod) (...));
             plus warnings for settings that have no effect (they do not fail validation)
+  policy    the operator's blast radius, as the scaler applies it: $ALLOWED_NAMESPACES,
+            $ALLOWED_CLUSTERS and $MAX_REPLICAS_CEILING (or the flags below); system
+            namespaces (kube-*, amazon-*) only when listed explicitly
+  size      the rule as push writes it fits one SSM parameter (8 KiB)
 
-exit status: 0 when every file is valid (warnings allowed), 1 otherwise.
+exit status: 0 when every file is valid (warnings allowed), 1 otherwise, 2 for usage errors.
 """
 
 
@@ -62,7 +86,52 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="cluster for rules whose target omits it (what the scaler's CLUSTER_NAME provides)",
     )
+    parser.add_argument(
+        "--allowed-namespaces",
+        metavar="NS,...",
+        default=None,
+        help=f"namespaces rules may target (default: ${ALLOWED_NAMESPACES_ENV}; empty: any but system ones)",
+    )
+    parser.add_argument(
+        "--allowed-clusters",
+        metavar="NAME,...",
+        default=None,
+        help=f"clusters rules may target (default: ${ALLOWED_CLUSTERS_ENV}; empty: any)",
+    )
+    parser.add_argument(
+        "--max-replicas-ceiling",
+        metavar="N",
+        type=_ceiling_arg,
+        default=None,
+        help=f"largest replica count a rule may set (default: ${MAX_REPLICAS_CEILING_ENV} or 1000)",
+    )
     parser.set_defaults(func=run)
+
+
+def _ceiling_arg(text: str) -> int:
+    try:
+        return parse_ceiling(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace(f"{MAX_REPLICAS_CEILING_ENV}=", "")) from None
+
+
+def policy_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> RulePolicy:
+    """The rule policy: flags first, then the scaler's environment variables, then the defaults.
+
+    Raises
+    ------
+    ValueError
+        ``$MAX_REPLICAS_CEILING`` is malformed.
+    """
+    base = RulePolicy.from_env(os.environ if env is None else env)
+    namespaces = getattr(args, "allowed_namespaces", None)
+    clusters = getattr(args, "allowed_clusters", None)
+    ceiling = getattr(args, "max_replicas_ceiling", None)
+    return RulePolicy(
+        allowed_namespaces=base.allowed_namespaces if namespaces is None else split_list(namespaces),
+        allowed_clusters=base.allowed_clusters if clusters is None else split_list(clusters),
+        max_replicas_ceiling=base.max_replicas_ceiling if ceiling is None else ceiling,
+    )
 
 
 def _json_path(parts: Iterable[Any]) -> str:
@@ -85,8 +154,25 @@ def schema_errors(doc: object) -> list[str]:
     ]
 
 
-def validate_file(path: str, default_cluster: str | None = None) -> FileReport:
-    """Run every check on one file."""
+def validate_file(
+    path: str, default_cluster: str | None = None, policy: RulePolicy | None = None
+) -> FileReport:
+    """Run every check on one file; every problem of every document is reported at once.
+
+    Parameters
+    ----------
+    path
+        A .json, .yaml or .yml file.
+    default_cluster
+        What the scaler's CLUSTER_NAME gives rules whose target omits the cluster.
+    policy
+        The operator's blast radius; None is the default policy (``ampscaler.rule.DEFAULT_POLICY``).
+
+    Returns
+    -------
+    FileReport
+        Rules found, errors and warnings; never raises for any file content.
+    """
     report = FileReport(file=path)
     try:
         docs = read_rule_documents(path)
@@ -99,22 +185,35 @@ def validate_file(path: str, default_cluster: str | None = None) -> FileReport:
     for number, doc in enumerate(docs, start=1):
         prefix = f"document {number}: " if len(docs) > 1 else ""
         errors = ErrorList()
-        rule = build_rule(doc, errors, default_cluster=default_cluster)
+        rule = build_rule(doc, errors, default_cluster=default_cluster, policy=policy)
         report.errors.extend(prefix + e for e in errors.items)
+        # PromQL and Pods-grouping problems are reported whatever else is wrong.
+        report.errors.extend(prefix + e for e in lint_document(doc))
         if rule is None:
             continue
         # The parser accepted it, so any schema error is a disagreement worth showing.
         report.errors.extend(f"{prefix}schema: {e}" for e in schema_errors(doc))
-        lint_errors, lint_warnings = lint_rule(rule)
-        report.errors.extend(prefix + e for e in lint_errors)
+        _, lint_warnings = lint_rule(rule)
         report.warnings.extend(prefix + w for w in lint_warnings)
+        size = len((json.dumps(rule_to_document(rule), indent=2) + "\n").encode("utf-8"))
+        if size > MAX_RULE_BYTES:
+            report.errors.append(
+                f"{prefix}(document): as push writes it (every default spelled out) the rule is {size} "
+                f"bytes; one SSM parameter holds at most {MAX_RULE_BYTES}"
+            )
+            continue
         report.rules.append(rule.name)
     return report
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate every file and print the reports; 1 when any file is invalid."""
-    reports = [validate_file(path, args.cluster) for path in args.files]
+    try:
+        policy = policy_from(args)
+    except ValueError as exc:
+        print(f"ampscaler validate: error: {exc}", file=sys.stderr)
+        return 2
+    reports = [validate_file(path, args.cluster, policy) for path in args.files]
     if args.output == "json":
         print(
             json.dumps(

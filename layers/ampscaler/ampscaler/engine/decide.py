@@ -19,6 +19,7 @@ from ampscaler.engine.behavior import (
 from ampscaler.engine.proposals import (
     MetricsOutcome,
     compute_replicas_for_metrics,
+    in_range,
     metric_description,
     resolve_tolerances,
 )
@@ -69,9 +70,11 @@ def _sample_activation_value(sample: MetricObservation | None) -> float | None:
     if sample is None or sample.error is not None:
         return None
     if sample.pod_values is not None:
+        if any(math.isfinite(v) and not in_range(v) for v in sample.pod_values.values()):
+            return None  # the metric is invalid (compute_replicas_for_metric says why)
         values = [v for v in sample.pod_values.values() if math.isfinite(v)]
         return sum(values) / len(values) if values else 0.0
-    if sample.value is None or not math.isfinite(sample.value):
+    if sample.value is None or not in_range(sample.value):
         return None
     return sample.value
 

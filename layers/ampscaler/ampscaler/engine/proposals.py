@@ -128,8 +128,18 @@ def _failure(spec: MetricSpec, message: str) -> MetricResult:
     )
 
 
+# Observations beyond this magnitude are treated as a failed metric: scaled to milli-units and
+# summed over pods they would overflow a float, and no real metric is anywhere near it.
+MAX_OBSERVATION = 1e300
+
+
 def _finite(value: float) -> bool:
     return math.isfinite(value)
+
+
+def in_range(value: float) -> bool:
+    """A finite observation with magnitude at most ``MAX_OBSERVATION``."""
+    return math.isfinite(value) and abs(value) <= MAX_OBSERVATION
 
 
 def _pods_for(observation: Observation, pod_values: Mapping[str, float] | None) -> Sequence[PodInfo]:
@@ -183,6 +193,15 @@ def compute_replicas_for_metric(
         if sample.pod_values is None:
             return _failure(spec, f"{fetch_prefix}: expected per-pod values for a Pods metric")
         # Non-finite samples (Prometheus NaN/Inf) are dropped: the pod then counts as missing.
+        # A finite sample beyond MAX_OBSERVATION cannot be computed with: the metric is invalid,
+        # as the HPA treats a metric it cannot read.
+        huge = [name for name, value in sample.pod_values.items() if _finite(value) and not in_range(value)]
+        if huge:
+            return _failure(
+                spec,
+                f"{fetch_prefix}: pod {huge[0]} reported {sample.pod_values[huge[0]]:g}, "
+                f"beyond the supported magnitude {MAX_OBSERVATION:g}",
+            )
         metrics = {name: to_milli(value) for name, value in sample.pod_values.items() if _finite(value)}
         pods = _pods_for(observation, sample.pod_values)
         result: PlainMetricResult = calc_plain_metric_replicas(
@@ -202,6 +221,11 @@ def compute_replicas_for_metric(
         return _failure(spec, f"{fetch_prefix}: expected a single value for an {spec.type} metric")
     if not _finite(sample.value):
         return _failure(spec, f"{fetch_prefix}: value is not a finite number ({sample.value})")
+    if not in_range(sample.value):
+        return _failure(
+            spec,
+            f"{fetch_prefix}: value {sample.value:g} is beyond the supported magnitude {MAX_OBSERVATION:g}",
+        )
     usage_milli = to_milli(sample.value)
 
     if spec.target.type == "AverageValue":
@@ -294,10 +318,12 @@ def compute_replicas_for_metrics(
 
 
 __all__ = [
+    "MAX_OBSERVATION",
     "MetricsOutcome",
     "compute_replicas_for_metric",
     "compute_replicas_for_metrics",
     "get_usage_ratio_replica_count",
+    "in_range",
     "metric_description",
     "per_pod_replicas",
     "resolve_tolerances",

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import yaml
-
+from ampscaler.documents import DocumentError, load_yaml_documents
 from ampscaler.errors import RuleInvalidError
 from ampscaler.importers.adapter import AdapterConfig, load_adapter_config
 from ampscaler.importers.common import (
@@ -45,12 +44,13 @@ def load_manifests(text: str) -> list[dict[str, Any]]:
     Raises
     ------
     ImportInputError
-        The text is not YAML, or a document is not a mapping.
+        The text is not YAML (or is refused by the shared policy of ``ampscaler.documents``:
+        aliases, duplicate keys, deep nesting), or a document is not a mapping.
     """
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise ImportInputError(f"not valid YAML: {exc}") from exc
+        documents = [d for d in load_yaml_documents(text) if d is not None]
+    except DocumentError as exc:
+        raise ImportInputError(str(exc)) from None
     manifests: list[dict[str, Any]] = []
     for number, doc in enumerate(documents, start=1):
         if not isinstance(doc, dict):

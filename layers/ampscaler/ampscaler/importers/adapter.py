@@ -16,8 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
-
+from ampscaler.documents import DocumentError, load_yaml, load_yaml_documents
 from ampscaler.importers.common import (
     ImportInputError,
     Requirement,
@@ -122,9 +121,9 @@ def load_adapter_config(text: str) -> AdapterConfig:
         Nothing recognisable, or a rule is malformed (every problem listed).
     """
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise ImportInputError(f"adapter config is not valid YAML: {exc}") from exc
+        documents = [d for d in load_yaml_documents(text) if d is not None]
+    except DocumentError as exc:
+        raise ImportInputError(f"adapter config: {exc}") from None
     for doc in documents:
         body = as_mapping(doc)
         if body.get("kind") == "ConfigMap":
@@ -133,9 +132,9 @@ def load_adapter_config(text: str) -> AdapterConfig:
             if not isinstance(raw, str):
                 raise ImportInputError('adapter ConfigMap has no data["config.yaml"]')
             try:
-                body = as_mapping(yaml.safe_load(raw))
-            except yaml.YAMLError as exc:
-                raise ImportInputError(f"adapter ConfigMap config.yaml is not valid YAML: {exc}") from exc
+                body = as_mapping(load_yaml(raw))
+            except DocumentError as exc:
+                raise ImportInputError(f"adapter ConfigMap config.yaml: {exc}") from None
         rules = body.get("rules")
         if isinstance(rules, dict) and ("custom" in rules or "external" in rules):
             # prometheus-adapter Helm chart values: rules.custom / rules.external / rules.resource.

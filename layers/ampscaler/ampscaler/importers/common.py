@@ -66,6 +66,21 @@ class ImportInputError(Exception):
     """A manifest or adapter configuration is malformed beyond per-field reporting."""
 
 
+def integer_field(
+    spec: Mapping[str, Any], key: str, default: int, result: ItemResult, path: str
+) -> int | None:
+    """``spec[key]`` (or ``default``) as an int; a non-integer is recorded as the item's problem (None).
+
+    The API server would have refused such a manifest; a hand-edited file may still hold one.
+    """
+    raw = spec.get(key, default)
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not float(raw).is_integer():
+        shown = repr(raw) if isinstance(raw, int | float | bool) or raw is None else type(raw).__name__
+        result.skip(f"{path} must be an integer, got {shown[:40]}", path)
+        return None
+    return int(raw)
+
+
 def as_mapping(value: object) -> dict[str, Any]:
     """``value`` if it is a mapping (YAML object), else an empty dict."""
     return cast(dict[str, Any], value) if isinstance(value, dict) else {}

@@ -8,10 +8,10 @@ no PromQL equivalent in the rule format and are reported, per metric, as not con
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from ampscaler.documents import load_json
 from ampscaler.importers.adapter import (
     AdapterConfig,
     AdapterLookupError,
@@ -24,6 +24,7 @@ from ampscaler.importers.common import (
     as_list,
     as_mapping,
     copy_behavior,
+    integer_field,
     item_ref,
     new_rule_document,
     target_document,
@@ -96,13 +97,16 @@ def convert_hpa(
         result.skip("spec.maxReplicas is required", "spec.maxReplicas")
         return result
     # The API server defaults minReplicas to 1.
-    min_replicas = int(spec.get("minReplicas", 1))
+    min_replicas = integer_field(spec, "minReplicas", 1, result, "spec.minReplicas")
+    max_replicas = integer_field(spec, "maxReplicas", 0, result, "spec.maxReplicas")
+    if min_replicas is None or max_replicas is None:
+        return result
     doc = new_rule_document(
         target_document(
             cluster, result.ref.namespace, str(ref["kind"]), str(ref["name"]), ref.get("apiVersion")
         ),
         min_replicas,
-        int(spec["maxReplicas"]),
+        max_replicas,
     )
     if min_replicas == 0:
         result.note(
@@ -141,7 +145,7 @@ def _metric_specs(
         raw = as_mapping(meta.get("annotations")).get(V1_METRICS_ANNOTATION)
         if raw:
             try:
-                metrics = [_from_v2beta1(as_mapping(m)) for m in as_list(json.loads(str(raw)))]
+                metrics = [_from_v2beta1(as_mapping(m)) for m in as_list(load_json(str(raw)))]
             except ValueError as exc:
                 result.skip(
                     f"annotation is not a JSON list of metrics: {exc}",

@@ -19,6 +19,7 @@ from ampscaler.importers.common import (
     as_list,
     as_mapping,
     copy_behavior,
+    integer_field,
     item_ref,
     new_rule_document,
     target_document,
@@ -104,7 +105,16 @@ def convert_scaled_object(manifest: Mapping[str, Any], cluster: str | None) -> I
         result.skip("spec.scaleTargetRef.name is required", "spec.scaleTargetRef")
         return result
 
-    min_replicas = int(spec.get("minReplicaCount", DEFAULT_MIN_REPLICA_COUNT))
+    min_replicas = integer_field(
+        spec, "minReplicaCount", DEFAULT_MIN_REPLICA_COUNT, result, "spec.minReplicaCount"
+    )
+    max_replicas = integer_field(
+        spec, "maxReplicaCount", DEFAULT_MAX_REPLICA_COUNT, result, "spec.maxReplicaCount"
+    )
+    cooldown = integer_field(spec, "cooldownPeriod", DEFAULT_COOLDOWN_PERIOD, result, "spec.cooldownPeriod")
+    polling = integer_field(spec, "pollingInterval", DEFAULT_POLLING_INTERVAL, result, "spec.pollingInterval")
+    if min_replicas is None or max_replicas is None or cooldown is None or polling is None:
+        return result
     if spec.get("idleReplicaCount") is not None and min_replicas > 0:
         result.note(
             f"idleReplicaCount {spec['idleReplicaCount']} with minReplicaCount {min_replicas}: the rule uses "
@@ -121,7 +131,7 @@ def convert_scaled_object(manifest: Mapping[str, Any], cluster: str | None) -> I
             str(ref.get("apiVersion") or "apps/v1"),
         ),
         min_replicas,
-        int(spec.get("maxReplicaCount", DEFAULT_MAX_REPLICA_COUNT)),
+        max_replicas,
     )
 
     sources: list[tuple[dict[str, Any] | None, str]] = []
@@ -162,8 +172,7 @@ def convert_scaled_object(manifest: Mapping[str, Any], cluster: str | None) -> I
     _paused(meta, doc, result)
     if min_replicas == 0:
         # Like KEDA's cooldownPeriod, it only governs the last step to zero replicas.
-        doc["cooldownPeriodSeconds"] = int(spec.get("cooldownPeriod", DEFAULT_COOLDOWN_PERIOD))
-    polling = int(spec.get("pollingInterval", DEFAULT_POLLING_INTERVAL))
+        doc["cooldownPeriodSeconds"] = cooldown
     if cached and all(cached):
         doc["evaluationIntervalSeconds"] = polling
     elif "pollingInterval" in spec:
