@@ -606,7 +606,7 @@ def test_fallback_table(case: FallbackCase) -> None:
     assert decision.action == ("scale" if case.expected != case.current else "none")
     assert decision.fallback_active is case.active
     assert decision.state.consecutive_failures == case.previous_failures + 1
-    got = {c.type: (c.status, c.reason) for c in decision.conditions}
+    got: dict[str, tuple[bool, str]] = {c.type: (c.status, c.reason) for c in decision.conditions}
     for kind, expected in case.conditions.items():
         assert got[kind] == expected, kind
     if case.active:
