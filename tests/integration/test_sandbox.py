@@ -271,3 +271,15 @@ def test_make_install_puts_a_working_ampscaler_on_path_for_the_readme(tmp_path: 
     )
     assert validate.returncode == 0, validate.stderr
     assert validate.stdout.splitlines() == expected
+
+
+def test_sandbox_ctrl_c_stops_everything_it_started(sandbox: Sandbox) -> None:
+    children = descendants(sandbox.process.pid)
+    assert "prometheus" in " ".join(children.values()), children
+
+    code = sandbox.stop(signal.SIGINT)
+
+    assert code == 128 + signal.SIGINT, sandbox.output
+    assert "interrupted (SIGINT)" in sandbox.output
+    assert "Traceback" not in sandbox.output
+    assert still_running(children) == {}
