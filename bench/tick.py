@@ -432,11 +432,11 @@ def floor_worker(conn: multiprocessing.connection.Connection, env: dict[str, str
             return
 
 
-def slot_id_str(index: int) -> str:
+def slot_id_str(start_seconds: int) -> str:
     """``ampscaler.schedule.slot_id`` (imported lazily in the worker)."""
     from ampscaler.schedule import slot_id
 
-    return slot_id(index)
+    return slot_id(start_seconds)
 
 
 class Worker:

@@ -435,7 +435,7 @@ def _rows(
             result.decisions.append(record)
             row = tick_row(record, started, traffic.demand_at(float(record["input"]["now"])))
         elif record.get("event") == "tick" and record.get("rules"):
-            slot_start = float(int(record["slot"]) * result.interval)
+            slot_start = float(int(record["slot"]))  # slot ids are their start, unix seconds
             # [rule, current, desired, [metric values]]: a steady evaluation, logged compactly.
             _, current, desired, values = record["rules"][0]
             row = TickRow(

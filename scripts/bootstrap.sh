@@ -16,6 +16,8 @@ export PYENV_VERSION="${PYENV_VERSION:-3.11.7:3.12.1:3.13.0}"
 need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# docs/decide.md's replay recipe uses jq; tests/integration/test_docs_recipes.py runs it.
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 if ((${#need_apt[@]})); then
   echo "bootstrap: installing ${need_apt[*]} from Debian" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.prometheus",
     "tests.fixtures.aws",
     "tests.fixtures.kube",
+    "tests.fixtures.litter",
 ]

@@ -146,8 +146,9 @@ def test_rule_evaluation_interval_skips_ticks_until_due(
         slots.append(int(tick["slot"]))
         evaluated.append(tick["evaluated"])
 
-    assert slots == list(range(slots[0], slots[0] + 6)), "one slot each, none skipped"
-    assert evaluated == [1 if slot % 3 == 0 else 0 for slot in slots]
+    # Slot ids are slot starts (unix seconds); slot number = start / 2.
+    assert slots == list(range(slots[0], slots[0] + 12, 2)), "one slot each, none skipped"
+    assert evaluated == [1 if (slot // 2) % 3 == 0 else 0 for slot in slots]
     assert sum(evaluated) == 2
 
 

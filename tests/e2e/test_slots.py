@@ -131,7 +131,7 @@ def test_schedule_firing_queues_later_slots_and_each_message_runs_its_slot(
     fired = time.time() // period * period
     summary = function.invoke(invoke_event(fired))
     assert summary["enqueued"] == 1
-    assert [int(t["slot"]) for t in summary["ticks"]] == [int(fired // INTERVAL)]
+    assert [int(t["slot"]) for t in summary["ticks"]] == [int(fired)]
 
     with SqsEventSource(sqs, env["SLOT_QUEUE_URL"], function.invoke) as poller:
         deadline = time.time() + 20
@@ -139,10 +139,10 @@ def test_schedule_firing_queues_later_slots_and_each_message_runs_its_slot(
             time.sleep(0.1)
     assert poller.received == 1
     ticks = [r for r in log_records(capsys.readouterr().out) if r.get("event") == "tick"]
-    assert [int(t["slot"]) for t in ticks] == [int(fired // INTERVAL), int(fired // INTERVAL) + 1]
+    assert [int(t["slot"]) for t in ticks] == [int(fired), int(fired) + INTERVAL]
     assert all(t.get("dropped") is None and t["evaluated"] == 1 for t in ticks)
     # The message was delivered at (not before) its slot's start.
-    second = next(r for r in ticks if int(r["slot"]) == int(fired // INTERVAL) + 1)
+    second = next(r for r in ticks if int(r["slot"]) == int(fired) + INTERVAL)
     assert parse_log_time(second["timestamp"]) >= fired + INTERVAL
     assert function.errors == []
 
@@ -312,7 +312,7 @@ def test_steady_evaluations_write_nothing_log_compactly_and_heartbeat(
     # the full record again.
     expected, last_write = [], None
     for tick in ticks:
-        due = last_write is None or (int(tick["slot"]) - last_write) * INTERVAL >= heartbeat
+        due = last_write is None or int(tick["slot"]) - last_write >= heartbeat
         expected.append(1 if due else 0)
         last_write = int(tick["slot"]) if due else last_write
     assert [t["stateWrites"] for t in ticks] == expected
@@ -347,7 +347,7 @@ def test_cold_environment_restores_the_unwritten_steady_history_exactly(
         next_slot()
         write_per_pod(local_stack, metric, ns, 10.0)
         slots.append(int(invoke(warm)["ticks"][0]["slot"]))
-    assert slots == [slots[0], slots[0] + 1, slots[0] + 2], "three consecutive slots"
+    assert slots == [slots[0], slots[0] + INTERVAL, slots[0] + 2 * INTERVAL], "three consecutive slots"
     remembered = warm._app.runtime.ports.state._cache[0][f"{ns}/{name}"]
     capsys.readouterr()
 
@@ -357,11 +357,9 @@ def test_cold_environment_restores_the_unwritten_steady_history_exactly(
     tick = invoke(cold)["ticks"][0]
     [decision] = [r for r in log_records(capsys.readouterr().out) if r.get("event") == "decision"]
 
-    assert int(tick["slot"]) == slots[0] + 3
+    assert int(tick["slot"]) == slots[0] + 3 * INTERVAL
     # Read from the item written in the first slot, brought up to the last slot that ran:
     # exactly what the warm environment remembered.
     assert remembered.engine is not None
     assert decision["input"]["state"] == contract.state_to_dict(remembered.engine)
-    assert decision["input"]["state"]["recommendations"] == [
-        {"time": float(slots[2] * INTERVAL), "replicas": 2}
-    ]
+    assert decision["input"]["state"]["recommendations"] == [{"time": float(slots[2]), "replicas": 2}]

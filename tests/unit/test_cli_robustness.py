@@ -237,7 +237,7 @@ def test_import_deeply_nested_v1_metrics_annotation_is_a_per_item_problem(
         (["--startup-delay", "1e999"], "not a duration"),
     ],
 )
-def test_backtest_hostile_arguments_exit_1_with_one_line(
+def test_backtest_hostile_arguments_exit_2_with_one_line(
     options: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rule = tmp_path / "rule.yaml"
@@ -246,7 +246,8 @@ def test_backtest_hostile_arguments_exit_1_with_one_line(
     if not any(o.startswith("--from") for o in options):
         argv += ["--from", "-1h"]
     code, _, err = run([*argv, *options], capsys)
-    assert code == 1
+    # Bad arguments exit 2, as docs/cli.md says, whichever check refuses them.
+    assert code == 2
     assert err.startswith("ampscaler backtest: error: ") and message in err, err
 
 

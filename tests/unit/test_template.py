@@ -954,6 +954,9 @@ def test_sam_build_artifacts_are_complete_and_small(tmp_path: Path) -> None:
         "python3.13 must be on PATH for sam build (pyenv with PYENV_VERSION=" + PYENV_VERSION + ")"
     )
     build_dir = tmp_path / "build"
+    build_cwd = tmp_path / "cwd"
+    build_cwd.mkdir()
+    shutil.copy(REPO / "samconfig.toml", build_cwd)
     result = subprocess.run(
         [
             str(SAM),
@@ -968,10 +971,14 @@ def test_sam_build_artifacts_are_complete_and_small(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         env=env,
-        cwd=REPO,
+        # sam build puts its dependency cache in .aws-sam/deps under the working directory: run it
+        # in tmp_path (with the repository's samconfig.toml, so the build is the one users get).
+        cwd=build_cwd,
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    # The dependency cache went to the test's directory (removed with it), not into the clone.
+    assert (build_cwd / ".aws-sam" / "deps").is_dir()
     layer_python = build_dir / "AmpscalerLayer" / "python"
     assert (layer_python / "ampscaler" / "__init__.py").exists()
     # The runtime ships boto3/botocore; the layer must not (it would add ~80 MB).

@@ -6,8 +6,10 @@ invocation serves the first one itself and puts one delayed message per later sl
 queue (SQS message timers), and each message invokes the function for exactly that slot. No
 invocation sleeps between slots, so none is billed for waiting.
 
-A slot is numbered ``floor(start / interval)``; its identifier is that number zero-padded to 12
-digits, so identifiers compare as strings in time order (the state store's fence relies on it).
+A slot is numbered ``floor(start / interval)``; its identifier is its start (unix seconds)
+zero-padded to 12 digits, so identifiers compare as strings in time order (the state store's fence
+relies on it) whatever the interval, and changing ``EVALUATION_INTERVAL_SECONDS`` keeps them moving
+forward.
 Pure: no clock reads, no I/O.
 """
 
@@ -36,8 +38,8 @@ class Slot:
 
     @property
     def id(self) -> str:
-        """Fixed-width identifier: the fencing token of the slot."""
-        return slot_id(self.index)
+        """Fixed-width identifier (the start in unix seconds): the fencing token of the slot."""
+        return slot_id(self.index * self.interval_seconds)
 
     @property
     def start(self) -> float:
@@ -50,14 +52,14 @@ class Slot:
         return float((self.index + 1) * self.interval_seconds)
 
 
-def slot_id(index: int) -> str:
-    """The identifier of slot number ``index`` (zero-padded to 12 digits)."""
-    return f"{index:012d}"
+def slot_id(start_seconds: int) -> str:
+    """The identifier of the slot starting at unix time ``start_seconds`` (zero-padded to 12 digits)."""
+    return f"{start_seconds:012d}"
 
 
 def slot_of(at: float, interval_seconds: int) -> str:
     """Identifier of the slot containing unix time ``at``."""
-    return slot_id(int(at // interval_seconds))
+    return slot_id(int(at // interval_seconds) * interval_seconds)
 
 
 def invocation_slots(

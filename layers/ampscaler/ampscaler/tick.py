@@ -60,7 +60,7 @@ EVENT_SUCCESSFUL_RESCALE = "SuccessfulRescale"
 EVENT_FAILED_RESCALE = "FailedRescale"
 EVENT_FAILED_GET_SCALE = "FailedGetScale"
 
-_SUMMARY_MESSAGE_CHARS = 80
+_SUMMARY_MESSAGE_CHARS = 160
 
 # Why a slot was not run (the tick record's "dropped").
 DROPPED_TAKEN = "taken"  # this slot or a later one already ran: a duplicate or late delivery
@@ -181,17 +181,22 @@ def restore_steady(stored: StoredState, fence: Fence, rule: Rule, interval_secon
     """
     if stored.engine is None or stored.slot is None or fence.previous_slot is None:
         return stored
-    due = last_due_slot(rule.evaluation_interval_seconds, interval_seconds, int(fence.previous_slot))
-    if due <= int(stored.slot):
+    # Slot identifiers are slot starts in unix seconds.
+    previous_index = int(fence.previous_slot) // interval_seconds
+    due_start = (
+        last_due_slot(rule.evaluation_interval_seconds, interval_seconds, previous_index) * interval_seconds
+    )
+    if due_start <= int(stored.slot):
         return stored
-    return replace(stored, engine=advance_open_recommendation(stored.engine, float(due * interval_seconds)))
+    return replace(stored, engine=advance_open_recommendation(stored.engine, float(due_start)))
 
 
 def decision_summary(
-    decision: Decision, output: Mapping[str, Any], mode: str, patched: bool
+    decision: Decision, output: Mapping[str, Any], mode: str, patched: bool, now: float
 ) -> dict[str, Any]:
     """The last decision as the state item keeps it for `get` and `describe` (kept small: < 1 KB)."""
     return {
+        "time": now,
         "from": decision.current_replicas,
         "to": decision.desired_replicas,
         "action": decision.action,
@@ -200,7 +205,13 @@ def decision_summary(
         "fallbackActive": decision.fallback_active,
         "reason": decision.reason,
         "metrics": [
-            {"name": m.get("name"), "current": m.get("current"), "target": m.get("target")}
+            {
+                "name": m.get("name"),
+                "current": m.get("current"),
+                "target": m.get("target"),
+                "proposal": m.get("proposal"),
+                **({"error": str(m["error"])[:_SUMMARY_MESSAGE_CHARS]} if m.get("error") else {}),
+            }
             for m in output.get("metrics", [])
         ],
         "conditions": [
@@ -223,7 +234,7 @@ def _same_apart_from_values(before: Mapping[str, Any] | None, after: Mapping[str
 
     def key(summary: Mapping[str, Any]) -> dict[str, Any]:
         metrics = [{k: v for k, v in m.items() if k != "current"} for m in summary.get("metrics", [])]
-        return {**summary, "metrics": metrics}
+        return {**summary, "time": None, "metrics": metrics}
 
     return key(before) == key(after)
 
@@ -523,7 +534,7 @@ class Ticker:
             )
         self._metric_failure_events(rule, decision, deadline)
 
-        summary = decision_summary(decision, output, mode, patched)
+        summary = decision_summary(decision, output, mode, patched, now)
         steady = (
             not first
             and not patched

@@ -115,3 +115,25 @@ def test_backtest_relative_from_parses_as_a_value_not_an_option(tmp_path):
     )
     # Parsed fine; fails only at the (closed) port.
     assert code == 1 and "query" in err.lower()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--from", "yesterday"], "not a time: 'yesterday'"),
+        (["--from", "-1h", "--to", "tomorrow"], "not a time: 'tomorrow'"),
+        (["--from", "-1h", "--step", "15x"], "not a duration: '15x'"),
+        (["--from", "-1h", "--step", "0s"], "--step must be at least"),
+        (["--from", "-1h", "--to", "-2h"], "must be after start"),
+        (["--from", "-1h", "--startup-delay", "soon"], "not a duration: 'soon'"),
+    ],
+    ids=["bad-from", "bad-to", "bad-step", "zero-step", "from-after-to", "bad-startup-delay"],
+)
+def test_backtest_bad_argument_exits_2_with_one_line(tmp_path, options, message):
+    """docs/cli.md: exit 2 for bad arguments, before any rule is read or endpoint contacted."""
+    rule = tmp_path / "r.yaml"
+    rule.write_text(_rule_doc("r"))
+    code, out, err = _run(["backtest", str(rule), *options, "--url", "http://127.0.0.1:9"])
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and err.startswith("ampscaler backtest: error: ")
+    assert message in err

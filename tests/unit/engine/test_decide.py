@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ampscaler.engine import decide
+from ampscaler.engine import decide, reasons
 from ampscaler.engine.types import (
     ControllerConfig,
     Decision,
@@ -18,7 +18,7 @@ from ampscaler.engine.types import (
     Recommendation,
     ScaleEvent,
 )
-from ampscaler.model import Fallback, Rule
+from ampscaler.model import Behavior, Fallback, Rule
 from tests.unit.engine.builders import (
     behavior,
     failed,
@@ -508,43 +508,127 @@ def test_invalid_metrics_record_no_recommendation() -> None:
     assert decision.state.recommendations == st.recommendations
 
 
-# --- fallback (KEDA semantics: fallback once failures exceed failureThreshold) -------------------
+# --- fallback (KEDA semantics through the HPA) ----------------------------------------------------
+# KEDA feeds the HPA a metric value that makes it compute the fallback count, so the count is a
+# recommendation like any other: windows, behavior policies (or the legacy limits) and the clamp
+# apply, and the HPA's own early branches (scaled to zero by hand, outside the bounds) come first.
+# Every case: the one External metric fails for the 4th time in a row (previous failures 3),
+# failureThreshold 3, so fallback is due; numbers worked by hand in each case's comment.
+
+
+@dataclass(frozen=True)
+class FallbackCase:
+    """One evaluation with every metric failing: rule shape + fallback -> expected decision."""
+
+    name: str
+    current: int
+    fallback: Fallback
+    expected: int
+    active: bool = True
+    min_replicas: int = 1
+    max_replicas: int = 10
+    behavior: Behavior | None = None
+    history: Sequence[tuple[float, int]] = ()
+    up_events: Sequence[tuple[float, int]] = ()
+    previous_failures: int = 3
+    conditions: dict[str, tuple[bool, str]] = field(default_factory=dict)
+
+
+def fb(replicas: int, how: str = "static") -> Fallback:
+    return Fallback(failure_threshold=3, replicas=replicas, behavior=how)  # type: ignore[arg-type]
+
 
 FALLBACK_CASES = [
-    # name, behavior, current, previous failures, expected desired, fallback active
-    ("below threshold keeps current", "static", 5, 2, 5, False),
-    ("failures equal to threshold after this one keep current", "static", 5, 2, 5, False),
-    ("failures exceeding threshold use fallback replicas", "static", 5, 3, 4, True),
-    ("currentReplicas keeps current", "currentReplicas", 7, 3, 7, True),
-    ("currentReplicasIfHigher keeps a higher current", "currentReplicasIfHigher", 7, 3, 7, True),
-    ("currentReplicasIfHigher raises a lower current", "currentReplicasIfHigher", 2, 3, 4, True),
-    ("currentReplicasIfLower keeps a lower current", "currentReplicasIfLower", 2, 3, 2, True),
-    ("currentReplicasIfLower lowers a higher current", "currentReplicasIfLower", 7, 3, 4, True),
-    ("fallback works when the target is at zero", "static", 0, 3, 4, True),
-]
+    FallbackCase("below the threshold the failed metric holds the count", 5, fb(4), 5, active=False,
+                 previous_failures=2),  # 3 failures, not > 3
+    FallbackCase("static replaces the proposal and scales down when nothing holds it", 5, fb(4), 4),
+    FallbackCase("currentReplicas keeps the current count", 7, fb(4, "currentReplicas"), 7),
+    FallbackCase("currentReplicasIfHigher keeps a higher count", 7, fb(4, "currentReplicasIfHigher"), 7),
+    FallbackCase("currentReplicasIfHigher raises a lower count", 2, fb(4, "currentReplicasIfHigher"), 4),
+    FallbackCase("currentReplicasIfLower keeps a lower count", 2, fb(4, "currentReplicasIfLower"), 2),
+    FallbackCase("currentReplicasIfLower lowers a higher count", 7, fb(4, "currentReplicasIfLower"), 4),
+    # Legacy limit max(2 x 2, 4) = 4, not 20.
+    FallbackCase("the legacy scale-up limit caps the fallback count", 2, fb(20), 4, max_replicas=30,
+                 conditions={"ScalingLimited": (True, "ScaleUpLimit")}),
+    # Legacy 300 s window: max(8 from 60 s ago, 4) = 8.
+    FallbackCase("the legacy scale-down window holds a lower fallback count", 8, fb(4), 8,
+                 history=[(NOW - 60, 8)], conditions={"AbleToScale": (True, "ScaleDownStabilized")}),
+    # 301 s ago is outside the 300 s window: only the fallback 4 is left.
+    FallbackCase("a recommendation older than the window no longer holds it", 8, fb(4), 4,
+                 history=[(NOW - 301, 8)]),
+    # scaleUp policy 2 pods per 60 s: 3 + 2 = 5, not 10.
+    FallbackCase("a scaleUp Pods policy limits the fallback count", 3, fb(10), 5,
+                 behavior=behavior(up=scale_up_rules(policies=[policy("Pods", 2, 60)])),
+                 conditions={"ScalingLimited": (True, "ScaleUpLimit")}),
+    # 2 pods added 30 s ago count against the 60 s period: (5 - 2) + 2 = 5, no change.
+    FallbackCase("earlier scale-up events count against the scaleUp policy", 5, fb(10), 5,
+                 behavior=behavior(up=scale_up_rules(policies=[policy("Pods", 2, 60)])),
+                 up_events=[(NOW - 30, 2)], conditions={"ScalingLimited": (True, "ScaleUpLimit")}),
+    # scaleDown 50 % per 60 s from 8: ceil(8 x 0.5) = 4, not 2.
+    FallbackCase("a scaleDown Percent policy limits the fallback count", 8, fb(2), 4,
+                 behavior=behavior(down=scale_down_rules(window=0, policies=[policy("Percent", 50, 60)])),
+                 conditions={"ScalingLimited": (True, "ScaleDownLimit")}),
+    # behavior window 120 s: max(6 from 60 s ago, 2) = 6.
+    FallbackCase("a behavior scale-down window holds a lower fallback count", 6, fb(2), 6,
+                 behavior=behavior(down=scale_down_rules(window=120)), history=[(NOW - 60, 6)],
+                 conditions={"AbleToScale": (True, "ScaleDownStabilized")}),
+    # Legacy limit max(2 x 10, 4) = 20 allows 40; maxReplicas 10 does not.
+    FallbackCase("a fallback count above maxReplicas is clamped", 10, fb(40), 10,
+                 conditions={"ScalingLimited": (True, "TooManyReplicas")}),
+    FallbackCase("a fallback count below minReplicas is clamped", 7, fb(2), 5, min_replicas=5,
+                 conditions={"ScalingLimited": (True, "TooFewReplicas")}),
+    # As any HPA recommendation: never below 1, even with minReplicas 0.
+    FallbackCase("a fallback count of 0 stops at 1 on a scale-to-zero rule", 3, fb(0), 1, min_replicas=0,
+                 conditions={"ScalingLimited": (True, "TooFewReplicas")}),
+    # The HPA's "scaling is disabled" case: an operator scaled it to 0 with minReplicas 1.
+    FallbackCase("a target scaled to zero by hand is left alone", 0, fb(4), 0, active=False,
+                 conditions={"ScalingActive": (False, "ScalingDisabled")}),
+    # The HPA jumps to maxReplicas before it reads any metric; fallback is not consulted.
+    FallbackCase("above maxReplicas the jump to max comes first", 12, fb(4), 10, active=False,
+                 conditions={"ScalingLimited": (True, "TooManyReplicas")}),
+    # minReplicas 0 at 0: the fallback wakes the target, capped by the legacy limit max(2 x 0, 4) = 4.
+    FallbackCase("a scale-to-zero rule asleep at 0 wakes through the scale-up limit", 0, fb(6), 4,
+                 min_replicas=0, conditions={"ScalingLimited": (True, "ScaleUpLimit")}),
+    # currentReplicasIfLower at 0: min(0, 4) = 0, nothing to wake.
+    FallbackCase("a scale-to-zero rule asleep at 0 stays there on a fallback count of 0", 0,
+                 fb(4, "currentReplicasIfLower"), 0, min_replicas=0),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("name", "fb_behavior", "current", "failures", "expected", "active"),
-    FALLBACK_CASES,
-    ids=[c[0] for c in FALLBACK_CASES],
-)
-def test_fallback_table(
-    name: str, fb_behavior: str, current: int, failures: int, expected: int, active: bool
-) -> None:
-    fb = Fallback(failure_threshold=3, replicas=4, behavior=fb_behavior)  # type: ignore[arg-type]
-    r = rule([EXT], 1, 10, fallback=fb)
-    decision = decide(r, observe(current, [failed("backlog")], pods(current)), state(failures=failures), NOW)
-    assert decision.desired_replicas == expected
-    assert decision.fallback_active is active
-    assert decision.state.consecutive_failures == failures + 1
+@pytest.mark.parametrize("case", FALLBACK_CASES, ids=[c.name for c in FALLBACK_CASES])
+def test_fallback_table(case: FallbackCase) -> None:
+    r = rule([EXT], case.min_replicas, case.max_replicas, case.behavior, fallback=case.fallback)
+    prior = state(case.history, up=case.up_events, failures=case.previous_failures)
+
+    decision = decide(r, observe(case.current, [failed("backlog")], pods(case.current)), prior, NOW)
+
+    assert decision.desired_replicas == case.expected
+    assert decision.action == ("scale" if case.expected != case.current else "none")
+    assert decision.fallback_active is case.active
+    assert decision.state.consecutive_failures == case.previous_failures + 1
+    got: dict[str, tuple[bool, str]] = {c.type: (c.status, c.reason) for c in decision.conditions}
+    for kind, expected in case.conditions.items():
+        assert got[kind] == expected, kind
+    if case.active:
+        assert decision.reason.startswith("fallback: every metric failed in 4 consecutive evaluations")
 
 
-def test_fallback_clamped_to_bounds() -> None:
-    r = rule([EXT], 5, 10, fallback=Fallback(failure_threshold=1, replicas=2))
-    decision = decide(r, observe(7, [failed("backlog")], pods(7)), state(failures=1), NOW)
-    assert decision.desired_replicas == 5
-    assert {c.type: c.reason for c in decision.conditions}["ScalingLimited"] == "TooFewReplicas"
+def test_fallback_count_is_recorded_as_the_recommendation_even_when_held() -> None:
+    """The held-back fallback count enters the history, so the window releases it later."""
+    r = rule([EXT], 1, 10, fallback=fb(4))
+    prior = state([(NOW - 60, 8)], failures=3)
+
+    held = decide(r, observe(8, [failed("backlog")], pods(8)), prior, NOW)
+    later = decide(r, observe(8, [failed("backlog")], pods(8)), held.state, NOW + 241)
+
+    assert held.desired_replicas == 8
+    assert held.state.recommendations[-1] == Recommendation(NOW, 4)
+    assert held.reason.startswith(
+        "fallback: every metric failed in 4 consecutive evaluations (failureThreshold 3), "
+        f"static fallback to 4 replicas, but {reasons.MSG_SCALE_DOWN_STABILIZED}; "
+    )
+    # 241 s later the 8 from NOW - 60 is 301 s old: out of the 300 s window, only 4s remain.
+    assert (later.desired_replicas, later.action) == (4, "scale")
 
 
 def test_fallback_reset_by_one_success() -> None:

@@ -297,35 +297,63 @@ def run(
     stderr: TextIO | None = None,
     clock: Callable[[], float] = time.time,
 ) -> int:
-    """Run ``ampscaler backtest``; exit code 0 on success, 1 with a one-line reason on failure."""
+    """Run ``ampscaler backtest``.
+
+    Returns
+    -------
+    int
+        0 on success; 2 with a one-line reason for a bad argument (an unreadable time, step or
+        delay, or ``--from`` not before ``--to``), as argparse exits for usage errors; 1 with a
+        one-line reason for any other failure.
+    """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
         return _run(args, out, err, clock)
+    except _BadArgument as exc:
+        err.write(f"ampscaler backtest: error: {exc}\n")
+        return EXIT_USAGE
     except (AmpscalerError, ValueError, OSError) as exc:
         err.write(f"ampscaler backtest: error: {exc}\n")
-        return 1
+        return EXIT_FAILED
+
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class _BadArgument(ValueError):
+    """A command-line value the backtest cannot use (exit 2, like argparse's usage errors)."""
+
+
+def _parse_arguments(args: argparse.Namespace, now: float) -> tuple[TimeGrid, BacktestOptions]:
+    """The evaluation grid and options from the command line; ``_BadArgument`` names the option."""
+    try:
+        step = parse_duration(args.step)
+        if step < MIN_STEP_SECONDS:
+            raise ValueError(f"--step must be at least {MIN_STEP_SECONDS}s")
+        start = parse_time(args.start, now)
+        end = parse_time(args.end, now)
+        if (end - start) / step > MAX_GRID_POINTS:
+            raise ValueError(
+                f"--from/--to/--step give {(end - start) / step:.0f} evaluations; at most {MAX_GRID_POINTS} "
+                "(narrow the range or widen --step)"
+            )
+        # Align to the step so repeated runs over "-24h" evaluate at the same instants.
+        start = math.floor(start / step) * step
+        grid = TimeGrid.half_open(start, end, step)
+        options = BacktestOptions(
+            initial_replicas=args.initial_replicas,
+            startup_delay_seconds=parse_duration(args.startup_delay),
+        )
+    except ValueError as exc:
+        raise _BadArgument(str(exc)) from exc
+    return grid, options
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO, clock: Callable[[], float]) -> int:
     now = math.floor(clock())
-    step = parse_duration(args.step)
-    if step < MIN_STEP_SECONDS:
-        raise ValueError(f"--step must be at least {MIN_STEP_SECONDS}s")
-    start = parse_time(args.start, now)
-    end = parse_time(args.end, now)
-    if (end - start) / step > MAX_GRID_POINTS:
-        raise ValueError(
-            f"--from/--to/--step give {(end - start) / step:.0f} evaluations; at most {MAX_GRID_POINTS} "
-            "(narrow the range or widen --step)"
-        )
-    # Align to the step so repeated runs over "-24h" evaluate at the same instants.
-    start = math.floor(start / step) * step
-    grid = TimeGrid.half_open(start, end, step)
-    options = BacktestOptions(
-        initial_replicas=args.initial_replicas,
-        startup_delay_seconds=parse_duration(args.startup_delay),
-    )
+    grid, options = _parse_arguments(args, now)
     rules = [load_rule(args.rule, args)]
     if args.compare:
         rules.append(load_rule(args.compare, args))

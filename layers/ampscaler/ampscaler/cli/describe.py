@@ -281,9 +281,9 @@ def render(view: RuleView, invalid: list[InvalidVersion] | None, running: int | 
             _errors_section(f"Validation errors (version {view.loaded.version})", list(view.loaded.errors))
         )
     if record is not None and record.state.written_at is not None:
-        lines.append(
-            _line("State written", f"{timestamp(record.state.written_at)} (slot {record.state.slot})")
-        )
+        # Steady evaluations are not written: this can be older than "Last evaluated".
+        written = record.state.written_at
+        lines.append(_line("State written", f"{timestamp(written)} ({age(written, now)} ago)"))
     lines.extend(_invalid_section(invalid))
     return "\n".join(lines)
 

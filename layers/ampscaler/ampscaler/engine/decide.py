@@ -191,6 +191,66 @@ def _normalize(
     )
 
 
+def _outcome_from(normalized: Normalized, reason: str) -> _Outcome:
+    """The outcome of a normalized recommendation: its count, conditions and new history."""
+    return _Outcome(
+        desired=normalized.desired_replicas,
+        reason=reason,
+        able=Condition(
+            "AbleToScale", True, normalized.able_to_scale_reason, normalized.able_to_scale_message
+        ),
+        limited=Condition(
+            "ScalingLimited",
+            normalized.scaling_limited,
+            normalized.scaling_limited_reason,
+            normalized.scaling_limited_message,
+        ),
+        recommendations=normalized.recommendations,
+        stabilized=normalized.stabilized_replicas,
+    )
+
+
+def _why_held(normalized: Normalized) -> str:
+    """Why the normalized count differs from the recommendation: a limit, else a window."""
+    if normalized.scaling_limited:
+        return normalized.scaling_limited_message
+    return normalized.able_to_scale_message
+
+
+def _fallback_driven(
+    rule: Rule,
+    fallback: Fallback,
+    state: EngineState,
+    recommendations: tuple[Recommendation, ...],
+    outcome: MetricsOutcome,
+    failures: int,
+    current: int,
+    now: float,
+    controller: ControllerConfig,
+) -> _Outcome:
+    """Fallback as KEDA gets it through the HPA: the fallback count is the recommendation.
+
+    KEDA answers the HPA's metric request with a value that makes the HPA compute the fallback
+    count, so stabilization windows, ``behavior`` policies (or the legacy limits) and the clamp
+    to ``[max(minReplicas, 1), maxReplicas]`` all still apply. The caller has already left a
+    target scaled to zero by hand, or outside its bounds, to the HPA's own branches.
+    """
+    wanted = _fallback_replicas(fallback, current)
+    head = (
+        f"fallback: every metric failed in {failures} consecutive evaluations "
+        f"(failureThreshold {fallback.failure_threshold}), {fallback.behavior} fallback to {wanted} replicas"
+    )
+    if current == 0 and wanted == 0:
+        # A scale-to-zero rule asleep at 0 whose fallback count is 0: nothing to wake.
+        return _Outcome(0, f"{head}; {outcome.error}", _READY, _limited(0, 0), recommendations)
+    # As for a metric proposal, the HPA path never goes below 1; only the activation rule reaches 0.
+    normalized = _normalize(
+        rule, state, recommendations, current, wanted, max(rule.min_replicas, 1), now, controller
+    )
+    reason = head if normalized.desired_replicas == wanted else f"{head}, but {_why_held(normalized)}"
+    return _outcome_from(normalized, f"{reason}; {outcome.error}")
+
+
 def _metric_driven(
     rule: Rule,
     state: EngineState,
@@ -210,29 +270,10 @@ def _metric_driven(
     if desired != current:
         reason = base
     elif base:
-        why = (
-            normalized.scaling_limited_message
-            if normalized.scaling_limited
-            else normalized.able_to_scale_message
-        )
-        reason = f"{base}, but {why}"
+        reason = f"{base}, but {_why_held(normalized)}"
     else:
         reason = reasons.MSG_READY_FOR_NEW_SCALE
-    return _Outcome(
-        desired=desired,
-        reason=reason,
-        able=Condition(
-            "AbleToScale", True, normalized.able_to_scale_reason, normalized.able_to_scale_message
-        ),
-        limited=Condition(
-            "ScalingLimited",
-            normalized.scaling_limited,
-            normalized.scaling_limited_reason,
-            normalized.scaling_limited_message,
-        ),
-        recommendations=normalized.recommendations,
-        stabilized=normalized.stabilized_replicas,
-    )
+    return _outcome_from(normalized, reason)
 
 
 def decide(
@@ -291,26 +332,14 @@ def decide(
         below_since = previous.below_activation_since if previous.below_activation_since is not None else now
     window = _history_window_seconds(rule, controller)
 
-    # KEDA: fallback once the failure count exceeds failureThreshold.
-    fallback_active = rule.fallback is not None and all_failed and failures > rule.fallback.failure_threshold
+    # KEDA: fallback once the failure count exceeds failureThreshold. It only replaces the
+    # metrics' proposal, so the HPA's own early branches (scaled to zero by hand, outside the
+    # bounds) come first, and fallbackActive is true only when the fallback count was used.
+    fallback_due = rule.fallback is not None and all_failed and failures > rule.fallback.failure_threshold
+    fallback_active = False
 
     result: _Outcome
-    if fallback_active:
-        assert rule.fallback is not None
-        wanted = _fallback_replicas(rule.fallback, current)
-        desired = clamp(wanted, rule.min_replicas, rule.max_replicas)
-        result = _Outcome(
-            desired=desired,
-            reason=(
-                f"fallback: every metric failed in {failures} consecutive evaluations "
-                f"(failureThreshold {rule.fallback.failure_threshold}), {rule.fallback.behavior} "
-                f"fallback to {desired} replicas; {outcome.error}"
-            ),
-            able=_READY,
-            limited=_limited(desired, wanted),
-            recommendations=_record(recommendations, now, desired, window),
-        )
-    elif current == 0 and rule.min_replicas > 0:
+    if current == 0 and rule.min_replicas > 0:
         # Upstream: autoscaling is disabled for a target scaled to zero by hand.
         scaling_active = Condition(
             "ScalingActive", False, reasons.SCALING_DISABLED, reasons.MSG_SCALING_DISABLED
@@ -331,6 +360,12 @@ def decide(
             _READY,
             _limited(rule.min_replicas, current),
             recommendations,
+        )
+    elif fallback_due:
+        assert rule.fallback is not None
+        fallback_active = True
+        result = _fallback_driven(
+            rule, rule.fallback, previous, recommendations, outcome, failures, current, now, controller
         )
     elif zero_enabled and current == 0:
         if activity.any_active:
