@@ -352,17 +352,9 @@ def run_demo(stack: LocalStack, args: argparse.Namespace, term: Terminal) -> Dem
     # Created first: its pod becomes Ready while the handler is imported.
     stack.kube.add_deployment(NAMESPACE, DEPLOYMENT, replicas=MIN_REPLICAS, labels={"app": DEPLOYMENT})
     stack.put_rule(RULE_NAME, scenario.rule())
-    fast = {
-        "EVALUATION_INTERVAL_SECONDS": str(interval),
-        # As in AWS: the schedule fires every four slots and queues the three later ones on the
-        # slot queue (SQS message timers); the event source delivers each at its slot's start.
-        "SCHEDULE_INTERVAL_SECONDS": str(SLOTS_PER_FIRING * interval),
-        "DEADLINE_MARGIN_SECONDS": "0.5",
-        "RULE_CACHE_SECONDS": "0",
-    }
     capture = LineCapture()
     with (
-        stack.environment(**fast) as env,
+        stack.environment(**slot_environment(interval)),
         (out / "decisions.jsonl").open("w", encoding="utf-8") as decisions_file,
         (out / "function-stdout.jsonl").open("w", encoding="utf-8") as stdout_file,
     ):
@@ -384,12 +376,8 @@ def run_demo(stack: LocalStack, args: argparse.Namespace, term: Terminal) -> Dem
             f"{scenario.duration_seconds:g}s; a slot every {interval}s (schedule + slot queue); Ctrl-C stops\n"
         )
         term.say(HEADER, live=True)
-        schedule = LocalSchedule(function.invoke, SLOTS_PER_FIRING * interval, start_now=True)
-        poller = SqsEventSource(stack.client("sqs"), env["SLOT_QUEUE_URL"], function.invoke)
         # The redirect covers the worker threads too: EMF blobs look sys.stdout up per write.
-        with contextlib.redirect_stdout(capture):
-            schedule.start()
-            poller.start()
+        with contextlib.redirect_stdout(capture), scaler_running(stack, function, interval):
             try:
                 end = started + scenario.duration_seconds
                 while time.time() < end:
@@ -402,8 +390,6 @@ def run_demo(stack: LocalStack, args: argparse.Namespace, term: Terminal) -> Dem
                         term.say(format_tick(row), live=True)
                     decisions_file.flush()
             finally:
-                schedule.stop()
-                poller.stop()
                 traffic.stop()
                 result.traffic = traffic.history()
                 for row in _rows(
@@ -412,6 +398,34 @@ def run_demo(stack: LocalStack, args: argparse.Namespace, term: Terminal) -> Dem
                     term.say(format_tick(row), live=True)
                 result.invocations = function.invocations
     return result
+
+
+def slot_environment(interval: int) -> dict[str, str]:
+    """The function's settings for ``interval``-second slots, as in AWS but faster.
+
+    The schedule fires every four slots and queues the three later ones on the slot queue (SQS
+    message timers); the event source delivers each at its slot's start.
+    """
+    return {
+        "EVALUATION_INTERVAL_SECONDS": str(interval),
+        "SCHEDULE_INTERVAL_SECONDS": str(SLOTS_PER_FIRING * interval),
+        "DEADLINE_MARGIN_SECONDS": "0.5",
+        "RULE_CACHE_SECONDS": "0",
+    }
+
+
+@contextlib.contextmanager
+def scaler_running(stack: LocalStack, function: LocalFunction, interval: int) -> Iterator[None]:
+    """The function on its local schedule and slot queue for the block: one invocation per slot."""
+    schedule = LocalSchedule(function.invoke, SLOTS_PER_FIRING * interval, start_now=True)
+    poller = SqsEventSource(stack.client("sqs"), stack.slot_queue_url, function.invoke)
+    schedule.start()
+    poller.start()
+    try:
+        yield
+    finally:
+        schedule.stop()
+        poller.stop()
 
 
 def _rows(

@@ -34,18 +34,19 @@ from devstack.demo import (
     MIN_REPLICAS,
     NAMESPACE,
     RULE_NAME,
-    SLOTS_PER_FIRING,
     Interrupted,
     Scenario,
     Terminal,
     TrafficGenerator,
     format_tick,
+    scaler_running,
     signals_ignored,
     sleep_until,
+    slot_environment,
     stop_on_signals,
     tick_row,
 )
-from devstack.lambda_runtime import LineCapture, LocalFunction, LocalSchedule, SqsEventSource, load_handler
+from devstack.lambda_runtime import LineCapture, LocalFunction, load_handler
 from devstack.moto import CONFLICTING_ENV
 from devstack.stack import LocalStack
 
@@ -147,16 +148,8 @@ def serve(stack: LocalStack, args: argparse.Namespace, term: Terminal) -> None:
     stack.kube.add_deployment(NAMESPACE, DEPLOYMENT, replicas=MIN_REPLICAS, labels={"app": DEPLOYMENT})
     exports = cli_exports(stack.env())
     rule_path, env_path = write_files(Path(args.out), scenario, exports)
-    fast = {
-        "EVALUATION_INTERVAL_SECONDS": str(interval),
-        # As in AWS: the schedule fires every four slots and the later ones come through the slot
-        # queue (SQS message timers in moto), one invocation per slot.
-        "SCHEDULE_INTERVAL_SECONDS": str(SLOTS_PER_FIRING * interval),
-        "DEADLINE_MARGIN_SECONDS": "0.5",
-        "RULE_CACHE_SECONDS": "0",
-    }
     capture = LineCapture()
-    with stack.environment(**fast) as env:
+    with stack.environment(**slot_environment(interval)):
         function = LocalFunction(load_handler("scaler", stream=capture))
         deadline = time.time() + READY_DELAY_SECONDS + 10
         while not stack.kube.ready_pods(NAMESPACE) and time.time() < deadline:
@@ -165,8 +158,6 @@ def serve(stack: LocalStack, args: argparse.Namespace, term: Terminal) -> None:
         traffic = TrafficGenerator(stack, scenario, started)
         traffic.backfill(BACKFILL_SECONDS)
         traffic.start()
-        schedule = LocalSchedule(function.invoke, SLOTS_PER_FIRING * interval, start_now=True)
-        poller = SqsEventSource(stack.client("sqs"), env["SLOT_QUEUE_URL"], function.invoke)
         try:
             term.say(
                 f"traffic: {METRIC_DESCRIPTION} for Deployment {NAMESPACE}/{DEPLOYMENT}, "
@@ -179,9 +170,7 @@ def serve(stack: LocalStack, args: argparse.Namespace, term: Terminal) -> None:
                 term.say(line)
             term.say(READY_LINE + " (Ctrl-C stops everything)")
             # The redirect covers the worker threads too: EMF blobs look sys.stdout up per write.
-            with contextlib.redirect_stdout(capture):
-                schedule.start()
-                poller.start()
+            with contextlib.redirect_stdout(capture), scaler_running(stack, function, interval):
                 while True:
                     sleep_until(time.time() + 0.25)
                     if traffic.error is not None:
@@ -194,8 +183,6 @@ def serve(stack: LocalStack, args: argparse.Namespace, term: Terminal) -> None:
                             term.say(f"{record.get('rule')}: {record.get('from')} -> {record.get('to')}  "
                                      f"{record.get('reason')}", live=True)  # fmt: skip
         finally:
-            schedule.stop()
-            poller.stop()
             traffic.stop()
 
 

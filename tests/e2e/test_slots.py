@@ -363,3 +363,22 @@ def test_cold_environment_restores_the_unwritten_steady_history_exactly(
     assert remembered.engine is not None
     assert decision["input"]["state"] == contract.state_to_dict(remembered.engine)
     assert decision["input"]["state"]["recommendations"] == [{"time": float(slots[2]), "replicas": 2}]
+
+
+def test_slot_whose_predecessor_still_holds_the_fence_is_dropped_as_early(
+    local_stack: LocalStack, stack_env: Callable[..., dict[str, str]]
+) -> None:
+    stack_env(**FAST)
+    ns, name, metric = "slots-early", "api", "e2e_slots_early_rps"
+    setup(local_stack, ns, name, metric, per_pod=30.0)
+    handler = load_handler("scaler")
+    next_slot()
+    held = current_slot()
+    # Another environment holds the fence past its slot's end (its clock ran ahead, say).
+    DynamoDbStateStore(STATE_TABLE).take_fence(0, held.id, held.end + 60, "other", time.time())
+    sleep_until(held.end + 0.05)
+
+    summary = handler.lambda_handler(slot_event(Slot(0, held.index + 1, INTERVAL)), LambdaContext())
+
+    assert summary["ticks"][0]["dropped"] == "early"
+    assert patches(local_stack, ns, name) == []

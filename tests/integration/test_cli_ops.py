@@ -614,3 +614,28 @@ def test_explain_unreachable_target_exits_1_with_one_line_reason(
     assert (code, out) == (1, "")
     assert err.count("\n") == 1
     assert err.startswith("ampscaler explain: error: ") and "web" in err and "not found" in err.lower()
+
+
+def test_explain_fills_an_empty_pods_answer_with_empty_as_like_the_tick(
+    tmp_path: Path,
+    explain_env: KubeApiSimulator,
+    metric_name: str,
+    run_cli: Run,
+) -> None:
+    # No series at all for the metric: with emptyAs 0 the tick treats every pod as 0 (and scales
+    # down); explain used to report "did not receive metrics" instead.
+    explain_env.add_deployment("shop", "web", 4)
+    pods = explain_env.ready_pods("shop", "app=web")
+    rule_file = tmp_path / "web.yaml"
+    rule_file.write_text(
+        _explain_rule(metric_name).replace("averageValue: 10}", "averageValue: 10}\n    emptyAs: 0"),
+        encoding="utf-8",
+    )
+
+    code, out, err = run_cli("explain", str(rule_file), "--output", "json", "--input-json")
+
+    assert (code, err) == (0, ""), out
+    doc = json.loads(out)
+    [metric] = doc["input"]["metrics"]
+    assert metric["podValues"] == {pod: 0.0 for pod in pods}
+    assert doc["output"]["metrics"][0]["proposal"] == 0

@@ -18,6 +18,7 @@ import pytest
 
 from ampscaler import contract
 from ampscaler.cli.main import main as ampscaler_main
+from tests.fixtures.processes import descendants, still_running
 
 pytestmark = pytest.mark.integration
 
@@ -28,47 +29,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # children (each stop is bounded at 10-15 s by devstack) well within the bound.
 RUN_IGNORING_SIGNAL_SECONDS = 1800
 SIGNAL_EXIT_BOUND_SECONDS = 180
-
-
-def _process_table() -> dict[int, tuple[int, str, str]]:
-    """pid -> (ppid, state, cmdline) for every process visible in /proc."""
-    table: dict[int, tuple[int, str, str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue  # exited while we looked
-        # The command name in parentheses may contain spaces; the fields after it do not.
-        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
-        table[int(entry.name)] = (int(ppid), state, cmdline)
-    return table
-
-
-def _descendants(root: int) -> dict[int, str]:
-    """Every live descendant of ``root``: pid -> cmdline."""
-    table = _process_table()
-    found: dict[int, str] = {}
-    frontier = [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, (ppid, _state, cmdline) in table.items():
-            if ppid == parent and pid not in found:
-                found[pid] = cmdline
-                frontier.append(pid)
-    return found
-
-
-def _still_running(processes: dict[int, str]) -> dict[int, str]:
-    """Those of ``processes`` that still exist with the same command line and are not zombies."""
-    table = _process_table()
-    return {
-        pid: cmdline
-        for pid, cmdline in processes.items()
-        if pid in table and table[pid][2] == cmdline and table[pid][1] != "Z"
-    }
 
 
 class DemoProcess:
@@ -99,7 +59,7 @@ class DemoProcess:
 
     def _watch(self) -> None:
         while self.process.poll() is None:
-            for pid, cmdline in _descendants(self.process.pid).items():
+            for pid, cmdline in descendants(self.process.pid).items():
                 # A process that is exiting (a zombie) shows an empty command line; keep the
                 # one seen while it ran.
                 if cmdline:
@@ -125,7 +85,7 @@ class DemoProcess:
         commands = " ".join(self.children.values())
         # The watcher saw the real components, so an empty "still running" set means something.
         assert "prometheus" in commands and "devstack.moto" in commands, self.children
-        assert _still_running(self.children) == {}
+        assert still_running(self.children) == {}
 
 
 def test_demo_short_run_scales_up_writes_replayable_log_and_png_and_stops_everything(

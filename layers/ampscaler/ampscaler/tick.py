@@ -38,6 +38,7 @@ from ampscaler.ports import (
     AuditSink,
     Fence,
     LoadedRule,
+    MeasuredObservation,
     MetricsSource,
     RuleStore,
     ScaleReading,
@@ -65,6 +66,7 @@ _SUMMARY_MESSAGE_CHARS = 160
 # Why a slot was not run (the tick record's "dropped").
 DROPPED_TAKEN = "taken"  # this slot or a later one already ran: a duplicate or late delivery
 DROPPED_LATE = "late"  # arrived after its successor's start
+DROPPED_EARLY = "early"  # arrived while the previous slot still held the fence
 DROPPED_STATE_STORE = "stateStore"  # the fence could not be taken: DynamoDB failed
 
 
@@ -369,7 +371,7 @@ class Ticker:
         if isinstance(exc, LeaseHeldError):
             logger.warning("slot %s of shard %d dropped: %s", slot.id, slot.shard, exc)
             return TickResult(
-                slot.id, slot.start, self.clock() - started, dropped=DROPPED_LATE, message=str(exc)
+                slot.id, slot.start, self.clock() - started, dropped=DROPPED_EARLY, message=str(exc)
             )
         logger.error(
             "slot %s of shard %d not run, the fence could not be taken: %s", slot.id, slot.shard, exc
@@ -477,12 +479,8 @@ class Ticker:
         if needs_pods(rule):
             pods = self.ports.targets.list_pods(target, reading.selector, deadline=deadline)
         timings.mark("kubeReadMs", self.clock)
-        observations: list[MetricObservation] = []
-        samples_processed = 0
-        for spec in rule.metrics:
-            measured = self.ports.metrics.observe_with_stats(rule, spec, now, deadline)
-            observations.append(fill_empty_pods(spec, measured.observation, pods))
-            samples_processed += measured.stats.samples_processed or 0
+        measured, observations = observe_metrics(self.ports.metrics, rule, now, deadline, pods)
+        samples_processed = sum(m.stats.samples_processed or 0 for m in measured)
         timings.mark("queryMs", self.clock)
 
         decide_input = build_decide_input(rule, now, reading, pods, observations, previous.engine)
@@ -646,6 +644,21 @@ def applied_word(action: str, mode: str, patched: bool, failed: bool) -> str:
     if mode in ("dryRun", "paused") and action == "none":
         return mode
     return "unchanged"
+
+
+def observe_metrics(
+    metrics: MetricsSource, rule: Rule, now: float, deadline: float, pods: Sequence[PodInfo] | None
+) -> tuple[list[MeasuredObservation], list[MetricObservation]]:
+    """Query every metric of ``rule`` at ``now``: the raw answers and what the engine is given.
+
+    The one place observations are made, for the tick and ``ampscaler explain`` alike: a Pods
+    metric's empty answer gets its ``emptyAs`` value per listed pod here (``fill_empty_pods``).
+    """
+    measured = [metrics.observe_with_stats(rule, spec, now, deadline) for spec in rule.metrics]
+    observations = [
+        fill_empty_pods(spec, m.observation, pods) for spec, m in zip(rule.metrics, measured, strict=True)
+    ]
+    return measured, observations
 
 
 def fill_empty_pods(

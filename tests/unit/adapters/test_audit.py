@@ -383,3 +383,20 @@ def test_metrics_disabled_env_prints_no_emf(
 )
 def test_redact_text_removes_credentials(text: str, secret: str) -> None:
     assert secret not in redact_text(text)
+
+
+def test_many_compact_entries_are_split_over_numbered_tick_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    from ampscaler.adapters.audit import TICK_LINE_RULES
+
+    sink = make_sink()
+    for i in range(TICK_LINE_RULES + 3):
+        sink.decision(make_record(rule=f"r{i}"), make_decision(), make_rule("r"), full=False)
+
+    sink.tick_finished({"slot": "000000000015"}, 0.5, ran=True)
+
+    logs, _ = read_lines(capsys)
+    assert [(log["event"], log["part"], len(log["rules"])) for log in logs] == [
+        ("tick", 1, TICK_LINE_RULES),
+        ("tick", 2, 3),
+    ]
+    assert max(len(json.dumps(log)) for log in logs) < 256 * 1024

@@ -58,6 +58,8 @@ PER_RULE_METRICS = (
     "MetricValue",
     "MetricTarget",
 )
+# Compact entries per tick line: ~40 bytes each, so a line stays far below 256 KB.
+TICK_LINE_RULES = 2000
 # Keys Powertools adds to every line (level, location, timestamp, service, cold_start and the
 # function_* fields), measured from a real line; counted into the bill's log bytes.
 _POWERTOOLS_LINE_OVERHEAD = 330
@@ -242,20 +244,22 @@ class PowertoolsAuditSink:
     # -- function level ----------------------------------------------------------------------
 
     def tick_finished(self, summary: Mapping[str, Any], duration_seconds: float, ran: bool) -> None:
-        """Log the slot's one ``tick`` line (its summary plus the compact decision entries).
+        """Log the slot's ``tick`` line (its summary plus the compact decision entries).
 
+        Past ``TICK_LINE_RULES`` compact entries the rest go on further ``tick`` lines (``part`` 2,
+        3, ...), so no line nears CloudWatch's 256 KB event limit however many rules a shard has.
         A slot that ran (``ran``) also counts one TickDuration sample: the "no tick" alarm counts them.
         """
         with self._lock:
             compact, self._compact = self._compact, []
             if ran:
                 self._tick_durations_ms.append(round(duration_seconds * 1000.0, 3))
-        self._log(
-            self.logger.info,
-            "tick",
-            "tick",
-            {"event": EVENT_TICK, "shard": self.shard, **summary, "rules": compact},
-        )
+        parts = [compact[i : i + TICK_LINE_RULES] for i in range(0, len(compact), TICK_LINE_RULES)] or [[]]
+        for number, part in enumerate(parts, start=1):
+            line = {"event": EVENT_TICK, "shard": self.shard, **summary, "rules": part}
+            if len(parts) > 1:
+                line["part"] = number
+            self._log(self.logger.info, "tick", "tick", line)
 
     def flush(self) -> None:
         """Write the function-level blobs and reset their counters.

@@ -34,7 +34,7 @@ from ampscaler.ports import MeasuredObservation, MetricsSource, ScaleReading, Sc
 from ampscaler.rule import load_rule_file
 from ampscaler.runtime import metrics_source, scale_target
 from ampscaler.settings import Settings
-from ampscaler.tick import build_decide_input, needs_pods
+from ampscaler.tick import build_decide_input, needs_pods, observe_metrics
 
 EXAMPLES = [
     "ampscaler explain shop/web                        # why would the scaler pick this count now?",
@@ -189,9 +189,10 @@ def explain(
     rule = target.rule
     reading = targets.read_scale(rule.target)
     pods = targets.list_pods(rule.target, reading.selector) if needs_pods(rule) else None
-    measured = [metrics.observe_with_stats(rule, spec, now, deadline) for spec in rule.metrics]
+    # The tick's own observation step (emptyAs filling included), so explain decides as it does.
+    measured, observations = observe_metrics(metrics, rule, now, deadline, pods)
     state, note = read_state(states, target.name)
-    decide_input = build_decide_input(rule, now, reading, pods, [m.observation for m in measured], state)
+    decide_input = build_decide_input(rule, now, reading, pods, observations, state)
     decision, output = contract.decide_with_document(decide_input)
     return Explanation(
         target, now, reading, pods, measured, state, note, query_target, decide_input, decision, output
