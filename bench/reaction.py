@@ -204,7 +204,8 @@ def run(ctx: RunContext) -> list[Figure]:
         # As in AWS: the schedule fires every `schedule` seconds and queues the later slots on the
         # slot queue; the event source delivers each at its slot's start. One invocation per slot.
         function = LocalFunction(load_handler("scaler", stream=sink))
-        schedule_loop = LocalSchedule(function.invoke, schedule)
+        # Firing for the current minute at once, as the InvocationLoop did: trials start right away.
+        schedule_loop = LocalSchedule(function.invoke, schedule, start_now=True)
         poller = SqsEventSource(stack.client("sqs"), env["SLOT_QUEUE_URL"], function.invoke)
         schedule_loop.start()
         poller.start()

@@ -4,12 +4,13 @@ Each rule has its own Deployment in the Kubernetes API simulator and its own per
 Prometheus (a Pods metric, target 10 per pod). Every tenth rule sees 30 per pod, so its tick
 scales 2 -> 6 (the Deployment is put back to 2 replicas between ticks); the others are on target.
 
-The tick runs ``Ticker.run_tick`` exactly as the scaler function does (the production adapters
+The tick runs ``Ticker.run_slot`` exactly as the scaler function does (the production adapters
 from ``ampscaler.runtime.build_runtime``, ``settings.max_concurrency`` workers, decision records
 and EMF written to a log file) in its own process. The floor runs in another process: a minimal
 client (requests + a ThreadPoolExecutor of the same size) issuing, per rule, the same requests the
-tick made: the DynamoDB lease UpdateItem (same condition), GET /scale, the pods list, the SigV4-signed AMP query
-POST, the PATCH and its Event where the tick patched, and the DynamoDB save UpdateItem. Ticks and
+tick made: the shard's fence UpdateItem once (same condition), per rule GET /scale, the pods list and the
+SigV4-signed AMP query POST, and where the tick patched, the PATCH, its Event and the fenced state
+transaction (steady rules write nothing, in the tick as in the floor). Ticks and
 floor runs are interleaved and the medians compared. Both processes are clients of the same
 servers (Prometheus, the SigV4 proxy, moto, the simulator), which run in the parent process and
 their own processes.
@@ -674,9 +675,10 @@ def run(ctx: RunContext) -> list[Figure]:
                 baseline=m.floor_median,
                 baseline_label="raw-request floor",
                 how=(
-                    f"`Ticker.run_tick`, production adapters, {len(m.ticks)} ticks, median; floor: the same "
-                    f"{m.requests_per_tick} kube requests + {n} AMP queries + {2 * n} DynamoDB writes via "
-                    "requests/boto3 on a pool of the same size, interleaved"
+                    f"`Ticker.run_slot`, production adapters, {len(m.ticks)} slots, median; floor: the same "
+                    f"{m.requests_per_tick} kube requests + {n} AMP queries + the fence write and one "
+                    f"transaction per patched rule ({m.patched}) via requests/boto3 on a pool of the same "
+                    "size, interleaved"
                 ),
                 target=target,
             )

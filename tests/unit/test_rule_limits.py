@@ -381,3 +381,30 @@ def test_published_schema_refuses_the_same_out_of_range_numbers(path: str, value
     validator = jsonschema.Draft202012Validator(RULE_SCHEMA)
     assert list(validator.iter_errors(with_path(path, value)))
     errors_of(with_path(path, value))
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://user:secret@prom.example.com", "must not carry credentials"),
+        ("https://prom.example.com/api?x=1", "must not have a query string or fragment"),
+        ("https://prom.example.com/#frag", "must not have a query string or fragment"),
+    ],
+)
+def test_prometheus_url_with_credentials_or_query_is_invalid(url: str, message: str) -> None:
+    from ampscaler.errors import RuleInvalidError
+    from ampscaler.rule import parse_rule
+
+    doc = {
+        "apiVersion": "ampscaler/v1",
+        "target": {"cluster": "prod", "namespace": "shop", "kind": "Deployment", "name": "web"},
+        "maxReplicas": 5,
+        "prometheus": {"url": url},
+        "metrics": [
+            {"name": "rps", "type": "External", "query": "sum(x)", "target": {"type": "Value", "value": 10}}
+        ],
+    }
+    with pytest.raises(RuleInvalidError) as info:
+        parse_rule(doc, name="shop/web")
+    assert any(message in e for e in info.value.errors)
+    assert "secret" not in str(info.value)

@@ -32,6 +32,7 @@ from ampscaler.errors import (
     LeaseHeldError,
     ScaleTargetError,
     SlotTakenError,
+    StateStoreError,
 )
 from ampscaler.model import MetricSpec, Rule
 from ampscaler.ports import (
@@ -407,6 +408,12 @@ class Ticker:
                 logger.warning("rule %s: %s", name, exc)
                 self.ports.audit.evaluation_error(name, str(exc))
                 return RuleOutcome(name, "error", message=str(exc))
+            except StateStoreError as exc:
+                # The state write itself failed (it may even have landed, its answer lost): writing
+                # the failure too would only fail the same way. The next slot reads the table again.
+                logger.error("rule %s: %s", name, exc)
+                self.ports.audit.evaluation_error(name, str(exc))
+                return RuleOutcome(name, "error", message=str(exc))
             except AmpscalerError as exc:
                 return self._fail(name, str(exc), previous, slot, fence, deadline, count_failure=False)
             except Exception as exc:  # a bug in one rule's path must not stop the others
@@ -479,7 +486,11 @@ class Ticker:
         if needs_pods(rule):
             pods = self.ports.targets.list_pods(target, reading.selector, deadline=deadline)
         timings.mark("kubeReadMs", self.clock)
-        measured, observations = observe_metrics(self.ports.metrics, rule, now, deadline, pods)
+        # Queries see the freshest samples (evaluated when this evaluation runs, a little after the
+        # slot's start); the engine's clock is the slot's start, which the steady-state restore
+        # and the fence rely on. Replays need only the observed values, which the record carries.
+        query_at = round(self.clock(), 3)
+        measured, observations = observe_metrics(self.ports.metrics, rule, query_at, deadline, pods)
         samples_processed = sum(m.stats.samples_processed or 0 for m in measured)
         timings.mark("queryMs", self.clock)
 
@@ -574,6 +585,7 @@ class Ticker:
             "error": None if patch_error is None else str(patch_error),
             "timings": dict(timings.marks),
             "querySamplesProcessed": samples_processed,
+            "queryTime": query_at,
             "input": decide_input,
             "output": output,
         }

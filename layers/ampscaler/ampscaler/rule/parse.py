@@ -649,6 +649,19 @@ def _prometheus(value: object, path: str, errors: ErrorList) -> PrometheusSource
         else None
     )
     sigv4 = errors.boolean(raw["sigv4"], at("sigv4")) if "sigv4" in raw else False
+    if isinstance(url, str):
+        # A password in the URL would be copied into every decision record and the state item,
+        # and "?"/"#" would choose the query path: refuse both here, before anything logs it.
+        authority = url.split("://", 1)[-1].split("/", 1)[0]
+        if "@" in authority:
+            errors.add(
+                at("url"),
+                "must not carry credentials (user:password@)",
+                "ampscaler sends no basic auth: put the server behind the AMP workspace, or list an "
+                "unauthenticated URL in the stack's ALLOWED_PROMETHEUS_URLS",
+            )
+        if "?" in url or "#" in url:
+            errors.add(at("url"), "must not have a query string or fragment", "give the server's base URL")
     if "url" in raw and "workspaceId" in raw:
         errors.add(path, "set either url or workspaceId, not both", "url is for a self-managed Prometheus")
     elif "url" not in raw and "workspaceId" not in raw:
