@@ -389,6 +389,12 @@ def _one_tick(stack: LocalStack, at: float) -> float:
     capture = LineCapture()
     with stack.environment(SCHEDULE_INTERVAL_SECONDS="15", RULE_CACHE_SECONDS="0"):
         handler = load_handler("scaler", stream=capture)
+        # The slot is the 15 s slot containing the firing; on a loaded machine the setup may have
+        # used most of it, and a slot past its deadline is not run. Fire in a fresh slot then.
+        at = max(at, time.time())
+        if at % 15 > 10:
+            time.sleep(15 - at % 15 + 0.05)
+            at = time.time()
         with contextlib.redirect_stdout(capture):
             handler.lambda_handler(scheduled_event(at), LambdaContext())
     records = [json.loads(line) for line in capture.drain() if line.startswith("{")]

@@ -57,11 +57,6 @@ def slot_id(start_seconds: int) -> str:
     return f"{start_seconds:012d}"
 
 
-def slot_of(at: float, interval_seconds: int) -> str:
-    """Identifier of the slot containing unix time ``at``."""
-    return slot_id(int(at // interval_seconds) * interval_seconds)
-
-
 def invocation_slots(
     scheduled_time: float, shard: int, interval_seconds: int, schedule_interval_seconds: int
 ) -> list[Slot]:

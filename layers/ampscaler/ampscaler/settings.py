@@ -50,10 +50,6 @@ class Settings:
     allowed_clusters: tuple[str, ...] = ()
     max_replicas_ceiling: int = 1000
 
-    def per_rule_metrics_for(self, rule_name: str) -> bool:
-        """Whether ``rule_name``'s decisions emit per-rule metrics (``PER_RULE_METRICS``)."""
-        return "*" in self.per_rule_metrics or rule_name in self.per_rule_metrics
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read settings from ``env`` (default ``os.environ``); raise AmpscalerError listing every bad value."""

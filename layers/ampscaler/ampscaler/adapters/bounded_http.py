@@ -234,11 +234,13 @@ class _CappedResponse(http.client.HTTPResponse):
         return self._count(super()._safe_read(amt))  # type: ignore[misc]
 
 
-class _GuardedHTTPConnection(HTTPConnection):
-    response_class = _CappedResponse
+class _Guarded:
+    """Puts a connection's socket under the current request's bounds, whether new or pooled."""
+
+    sock: Any
 
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         bounds = current_bounds()
         if bounds is not None:
             bounds.watch(self.sock)
@@ -248,23 +250,15 @@ class _GuardedHTTPConnection(HTTPConnection):
         bounds = current_bounds()
         if bounds is not None and self.sock is not None:
             bounds.watch(self.sock)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _GuardedHTTPSConnection(HTTPSConnection):
+class _GuardedHTTPConnection(_Guarded, HTTPConnection):
     response_class = _CappedResponse
 
-    def connect(self) -> None:
-        super().connect()
-        bounds = current_bounds()
-        if bounds is not None:
-            bounds.watch(self.sock)
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        bounds = current_bounds()
-        if bounds is not None and self.sock is not None:
-            bounds.watch(self.sock)
-        super().request(*args, **kwargs)
+class _GuardedHTTPSConnection(_Guarded, HTTPSConnection):
+    response_class = _CappedResponse
 
 
 class _GuardedHTTPPool(HTTPConnectionPool):
