@@ -11,8 +11,10 @@ from typing import Literal
 
 API_VERSION = "ampscaler/v1"
 
-MetricType = Literal["Pods", "Object", "External"]
-TargetType = Literal["Value", "AverageValue"]
+MetricType = Literal["Pods", "Object", "External", "Resource", "ContainerResource"]
+TargetType = Literal["Value", "AverageValue", "Utilization"]
+# The compute resources a Resource/ContainerResource metric may name (the HPA's cpu and memory).
+ResourceName = Literal["cpu", "memory"]
 PolicyType = Literal["Pods", "Percent"]
 SelectPolicy = Literal["Max", "Min", "Disabled"]
 FallbackBehavior = Literal["static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower"]
@@ -40,26 +42,53 @@ class ScaleTargetRef:
 
 @dataclass(frozen=True)
 class MetricTarget:
-    """autoscaling/v2 MetricTarget restricted to the two types ampscaler supports."""
+    """autoscaling/v2 MetricTarget.
+
+    ``Utilization`` (percent of the pods' requests) is only valid on Resource/ContainerResource.
+    """
 
     type: TargetType
     value: float | None = None
     average_value: float | None = None
+    average_utilization: int | None = None
 
     @property
     def amount(self) -> float:
         """The number the metric is compared against, whichever field holds it."""
-        result = self.value if self.type == "Value" else self.average_value
+        if self.type == "Utilization":
+            result: float | None = self.average_utilization
+        else:
+            result = self.value if self.type == "Value" else self.average_value
         assert result is not None, "parse_rule guarantees the field matching the type is set"
         return result
 
 
 @dataclass(frozen=True)
+class ResourceSeries:
+    """Where a Resource/ContainerResource metric's usage lives in Prometheus (cAdvisor by default).
+
+    Every field None means "the stack's setting" (settings.py), so a stack whose collector
+    relabels sets it once and a rule overrides only what differs.
+    """
+
+    # Series names: a counter of CPU seconds, a gauge of bytes.
+    cpu_metric: str | None = None
+    memory_metric: str | None = None
+    namespace_label: str | None = None
+    pod_label: str | None = None
+    container_label: str | None = None
+    # The rate() window of the CPU query; also the sample window the HPA's CPU rules use.
+    window_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class MetricSpec:
-    """One PromQL-backed metric of a rule."""
+    """One metric of a rule: PromQL-backed, or a cpu/memory Resource metric with a default query."""
 
     name: str
     type: MetricType
+    # For Resource/ContainerResource an empty query means the documented default built from
+    # ``series`` (ampscaler.resource_queries); a non-empty one replaces it.
     query: str
     target: MetricTarget
     pod_label: str = DEFAULT_POD_LABEL
@@ -67,6 +96,11 @@ class MetricSpec:
     activation_threshold: float = 0.0
     # None: an empty query result is an error. A number: an empty result means that value.
     empty_as: float | None = None
+    # Resource/ContainerResource only: which resource, which container (ContainerResource),
+    # and the series/label names of the default query.
+    resource: ResourceName | None = None
+    container: str | None = None
+    series: ResourceSeries | None = None
 
 
 @dataclass(frozen=True)

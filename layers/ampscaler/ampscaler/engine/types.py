@@ -16,6 +16,17 @@ ConditionType = Literal["AbleToScale", "ScalingActive", "ScalingLimited"]
 
 
 @dataclass(frozen=True)
+class ContainerInfo:
+    """One container of a pod and its resource requests ("cpu" in cores, "memory" in bytes).
+
+    A resource missing from ``requests`` is a container without that request.
+    """
+
+    name: str
+    requests: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class PodInfo:
     """What the engine needs to know about one pod selected by the target's scale selector."""
 
@@ -24,6 +35,14 @@ class PodInfo:
     ready: bool = True
     # True when the pod has a deletionTimestamp.
     deleting: bool = False
+    # Unix seconds of status.startTime and of the Ready condition's lastTransitionTime;
+    # None when the API has none (the HPA then treats the pod as unready for CPU).
+    start_time: float | None = None
+    ready_transition_time: float | None = None
+    # Requests summed over the pod's containers, per resource; a resource is absent when some
+    # container lacks a request for it (``containers`` then names which).
+    requests: Mapping[str, float] = field(default_factory=dict)
+    containers: tuple[ContainerInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,10 @@ class MetricObservation:
     value: float | None = None
     pod_values: Mapping[str, float] | None = None
     error: str | None = None
+    # Resource/ContainerResource: unix seconds the samples describe and the window they cover
+    # (the HPA's PodMetric Timestamp and Window), used by the CPU readiness rules.
+    timestamp: float | None = None
+    window_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +122,10 @@ class ControllerConfig:
     # scaleUpLimitFactor / scaleUpLimitMinimum constants of the legacy (no behavior) path.
     scale_up_limit_factor: float = 2.0
     scale_up_limit_minimum: float = 4.0
+    # --horizontal-pod-autoscaler-cpu-initialization-period
+    cpu_initialization_period_seconds: int = 300
+    # --horizontal-pod-autoscaler-initial-readiness-delay
+    initial_readiness_delay_seconds: int = 30
 
 
 @dataclass(frozen=True)
@@ -114,6 +141,9 @@ class MetricResult:
     proposal: int | None
     valid: bool
     error: str | None = None
+    # Utilization targets: ``current`` is the utilization in percent and this the raw
+    # per-pod average usage (cores or bytes), as the HPA's status reports both.
+    average_value: float | None = None
 
 
 @dataclass(frozen=True)
