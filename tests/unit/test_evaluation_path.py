@@ -9,6 +9,7 @@ here instead, over random rules, observations, states and controller flags:
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -65,77 +66,60 @@ def test_logged_input_replays_to_the_logged_output_byte_for_byte(
     assert contract.dumps(contract.decide_document(json.loads(logged_input))) == logged_output
 
 
+RPS = {
+    "name": "rps",
+    "type": "Pods",
+    "query": "sum by (pod) (rate(http_requests_total[1m]))",
+    "target": {"type": "AverageValue", "averageValue": 10},
+}
+LAG = {"name": "lag", "type": "External", "query": "sum(kafka_lag)", "target": {"type": "Value", "value": 1}}
+
+
+def web_input(
+    metrics: list[dict[str, Any]], observed: list[dict[str, Any]], **extra: Any
+) -> contract.DecideInput:
+    """The parsed decide input of a shop/web rule with ``metrics``, 2 replicas, ``observed`` values."""
+    rule = {
+        "apiVersion": "ampscaler/v1",
+        "target": {"namespace": "shop", "kind": "Deployment", "name": "web"},
+        "minReplicas": 1,
+        "maxReplicas": 10,
+        "metrics": metrics,
+    }
+    scale = {"specReplicas": 2, "statusReplicas": 2}
+    return contract.parse_decide_input(
+        {"rule": rule, "now": NOW, "scale": scale, "metrics": observed, **extra}
+    )
+
+
 def test_build_decide_input_makes_observed_numbers_floats_as_the_parser_does() -> None:
     # An adapter may hand over ints (a Prometheus "3" parses to 3.0, but a test double or a
     # backtest may not); the typed input is what the parser would give for the logged document.
-    scenario_rule = contract.parse_decide_input(
-        {
-            "rule": {
-                "apiVersion": "ampscaler/v1",
-                "target": {"namespace": "shop", "kind": "Deployment", "name": "web"},
-                "minReplicas": 1,
-                "maxReplicas": 10,
-                "metrics": [
-                    {
-                        "name": "rps",
-                        "type": "Pods",
-                        "query": "sum by (pod) (rate(http_requests_total[1m]))",
-                        "target": {"type": "AverageValue", "averageValue": 10},
-                    },
-                    {
-                        "name": "lag",
-                        "type": "External",
-                        "query": "sum(kafka_lag)",
-                        "target": {"type": "Value", "value": 100},
-                    },
-                ],
-            },
-            "now": NOW,
-            "scale": {"specReplicas": 2, "statusReplicas": 2},
-            "pods": [{"name": "a"}, {"name": "b"}],
-            "metrics": [{"name": "rps", "podValues": {"a": 1, "b": 2}}, {"name": "lag", "value": 3}],
-        }
+    parsed = web_input(
+        [RPS, LAG],
+        [{"name": "rps", "podValues": {"a": 1, "b": 2}}, {"name": "lag", "value": 3}],
+        pods=[{"name": "a"}, {"name": "b"}],
     )
     value = contract.build_decide_input(
-        scenario_rule.rule,
+        parsed.rule,
         int(NOW),
-        scenario_rule.observation.scale,
-        scenario_rule.observation.pods,
+        parsed.observation.scale,
+        parsed.observation.pods,
         (MetricObservation("rps", pod_values={"a": 1, "b": 2}), MetricObservation("lag", value=3)),
         None,
     )
-    assert value == scenario_rule
+    assert value == parsed
     rps, lag = value.observation.metrics
     assert rps.pod_values is not None and all(type(v) is float for v in rps.pod_values.values())
     assert type(lag.value) is float and type(value.now) is float
     assert contract.dumps(contract.decide_input_to_dict(value)) == contract.dumps(
-        contract.decide_input_to_dict(scenario_rule)
+        contract.decide_input_to_dict(parsed)
     )
 
 
 def test_evaluation_serialises_only_when_asked() -> None:
     # A steady tick logs a compact entry: the documents are built for the full record only.
-    value = contract.parse_decide_input(
-        {
-            "rule": {
-                "apiVersion": "ampscaler/v1",
-                "target": {"namespace": "shop", "kind": "Deployment", "name": "web"},
-                "minReplicas": 1,
-                "maxReplicas": 10,
-                "metrics": [
-                    {
-                        "name": "lag",
-                        "type": "External",
-                        "query": "sum(x)",
-                        "target": {"type": "Value", "value": 1},
-                    }
-                ],
-            },
-            "now": NOW,
-            "scale": {"specReplicas": 2, "statusReplicas": 2},
-            "metrics": [{"name": "lag", "value": 3.0}],
-        }
-    )
+    value = web_input([LAG], [{"name": "lag", "value": 3.0}])
     evaluation = contract.evaluate(value)
     # 3/1 proposes 6; the legacy scale-up limit max(2 x 2, 4) holds it at 4.
     assert evaluation.decision.desired_replicas == 4
