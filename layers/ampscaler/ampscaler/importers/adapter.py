@@ -68,6 +68,8 @@ class ResolvedMetric:
 
     rule: AdapterRule
     series: str
+    # Other entries that would expose the same name from another series, if it exists.
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,11 +102,28 @@ class AdapterConfig:
         if not candidates:
             raise AdapterLookupError(f"the adapter config has no {section}, so no {what} {metric_name!r}")
         misses: list[Miss] = []
+        found: list[ResolvedMetric] = []
         for rule in candidates:
             outcome = diagnose(rule, metric_name, needs)
             if isinstance(outcome, ResolvedMetric):
-                return outcome
-            misses.append(outcome)
+                found.append(outcome)
+            else:
+                misses.append(outcome)
+        if found:
+            # Without Prometheus to list series, several entries may name the metric from different
+            # series (the chart's default rules name almost anything). An entry whose seriesQuery
+            # names its series literally is taken first, then the series closest to the metric's
+            # own name; the others are reported with it.
+            best = min(
+                found,
+                key=lambda r: (
+                    _series_query_names(r.rule.series_query)[0] is None,
+                    edit_distance(r.series, metric_name),
+                    r.rule.index,
+                ),
+            )
+            others = tuple(f"{r.rule.where} from series {r.series!r}" for r in found if r is not best)
+            return replace(best, alternatives=others)
         nearest = nearest_miss(misses)
         raise AdapterLookupError(
             f"no adapter {section} entry exposes {what} {metric_name!r}; nearest is {nearest.rule.where} "
@@ -295,17 +314,23 @@ def _parse_config(body: Mapping[str, Any], notes: list[str]) -> AdapterConfig:
 
 # The series and labels of the rule format's default cAdvisor queries: an override equal to these
 # is left out of the rule.
-_DEFAULT_SERIES = {
-    "metric": {"cpu": "container_cpu_usage_seconds_total", "memory": "container_memory_working_set_bytes"},
-    "namespaceLabel": "namespace",
-    "podLabel": "pod",
-    "containerLabel": "container",
+_DEFAULT_SERIES: dict[str, dict[str, str]] = {
+    "cpu": {
+        "metric": "container_cpu_usage_seconds_total",
+        "namespaceLabel": "namespace",
+        "podLabel": "pod",
+        "containerLabel": "container",
+    },
+    "memory": {
+        "metric": "container_memory_working_set_bytes",
+        "namespaceLabel": "namespace",
+        "podLabel": "pod",
+        "containerLabel": "container",
+    },
 }
-_SERIES_IN_QUERY = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{\s*<<\.LabelMatchers>>\s*,?(.*?)\}", re.S)
+_SERIES_IN_QUERY = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^{}]*<<\.LabelMatchers>>[^{}]*)\}", re.S)
 _RANGE = re.compile(r"\[\s*(\d+)([smh])\s*\]")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
-# The matchers the default query already has (pause container and empty container names excluded).
-_DEFAULT_EXTRA_MATCHERS = {'container!=""', 'container!="POD"'}
 
 
 def resource_series(
@@ -330,12 +355,17 @@ def resource_series(
         query = str(spec.get("containerQuery") or "")
         found = _SERIES_IN_QUERY.search(query)
         if found is None:
-            errors.append(
-                f"{where}.containerQuery: no <series>{{<<.LabelMatchers>>...}} selector in {query!r}"
+            notes.append(
+                f"{where}.containerQuery has no <series>{{<<.LabelMatchers>>...}} selector to read; "
+                f"{resource} metrics use the default query"
             )
             continue
         overrides: dict[str, Any] = {"metric": found.group(1)}
-        extra = {m.strip() for m in found.group(2).split(",") if m.strip()} - _DEFAULT_EXTRA_MATCHERS
+        container_label = str(spec.get("containerLabel") or "container")
+        # The default query already drops the pause container and empty container names.
+        default_matchers = {"<<.LabelMatchers>>", f'{container_label}!=""', f'{container_label}!="POD"'}
+        matchers = {re.sub(r"\s+", "", m).replace("'", '"') for m in found.group(2).split(",") if m.strip()}
+        extra = matchers - default_matchers
         if extra:
             notes.append(
                 f"{where}.containerQuery matches {', '.join(sorted(extra))} beyond the default query's "
@@ -347,12 +377,8 @@ def resource_series(
                 overrides[key] = label_for_resource(rule, target)
             except AdapterLookupError:
                 errors.append(f"{where}.resources maps no label to {target.resource}")
-        overrides["containerLabel"] = str(spec.get("containerLabel") or "container")
-        result = {
-            key: value
-            for key, value in overrides.items()
-            if value != (_DEFAULT_SERIES[key][resource] if key == "metric" else _DEFAULT_SERIES[key])  # type: ignore[index]
-        }
+        overrides["containerLabel"] = container_label
+        result = {key: value for key, value in overrides.items() if value != _DEFAULT_SERIES[resource][key]}
         if resource == "cpu":
             in_query = _RANGE.search(query)
             seconds = (
@@ -361,9 +387,11 @@ def resource_series(
             if seconds:
                 result["windowSeconds"] = seconds
         series[resource] = result
-        notes.append(
-            f"{where} becomes the series of every {resource} Resource/ContainerResource metric: {result or 'the defaults'}"
-        )
+        if result:
+            notes.append(
+                f"{where} becomes series {json.dumps(result, separators=(', ', ': '))} on every {resource} "
+                "Resource/ContainerResource metric"
+            )
     return series
 
 

@@ -201,7 +201,7 @@ def chart_values_config(values: Mapping[str, Any], origin: str, notes: list[str]
     config["resourceRules"] = rules.get("resource") or None
     implicit = "" if "default" in rules else " (the chart's default, not set here)"
     notes.append(
-        f"read {origin} as prometheus-adapter chart values: rules.default {bool(default)}{implicit}"
+        f"read {origin} as prometheus-adapter chart values: rules.default {str(bool(default)).lower()}{implicit}"
         + (
             f" adds the chart's {len(CHART_DEFAULT_RULES)} default rules before rules.custom"
             if default

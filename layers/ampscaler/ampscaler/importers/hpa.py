@@ -279,12 +279,19 @@ def _convert_metric(
             "API; pass --adapter-config with the Prometheus Adapter configuration that serves it"
         )
     try:
+        resolved = adapter.resolve(
+            name,
+            "externalRules" if kind == "External" else "rules",
+            (NAMESPACE, POD) if kind == "Pods" else (NAMESPACE,) if kind == "Object" else (),
+        )
+        if resolved.alternatives:
+            result.note(
+                f"{kind} metric {name!r}: read as series {resolved.series!r} ({resolved.rule.where}); "
+                f"{', '.join(resolved.alternatives)} would also expose it — check which series exists"
+            )
         if kind == "External":
-            resolved = adapter.resolve(name, "externalRules")
             query = render_external_query(resolved, namespace, ident.get("selector"))
             return {"name": name, "type": "External", "query": query, "target": target}
-        needs = (NAMESPACE, POD) if kind == "Pods" else (NAMESPACE,)
-        resolved = adapter.resolve(name, "rules", needs)
         if kind == "Pods":
             query, pod_label = render_pods_query(resolved, namespace, ident.get("selector"))
             return {"name": name, "type": "Pods", "query": query, "podLabel": pod_label, "target": target}
