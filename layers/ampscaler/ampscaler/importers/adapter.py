@@ -122,7 +122,13 @@ class AdapterConfig:
                     r.rule.index,
                 ),
             )
-            others = tuple(f"{r.rule.where} from series {r.series!r}" for r in found if r is not best)
+            literal = _series_query_names(best.rule.series_query)[0] is not None
+            # Beside a literal series, guesses through other entries' regexes are not worth a note.
+            others = tuple(
+                f"{r.rule.where} from series {r.series!r}"
+                for r in found
+                if r is not best and (not literal or _series_query_names(r.rule.series_query)[0] is not None)
+            )
             return replace(best, alternatives=others)
         nearest = nearest_miss(misses)
         raise AdapterLookupError(
