@@ -157,3 +157,24 @@ def test_import_duplicate_rule_names_keep_the_first(capsys: pytest.CaptureFixtur
     assert code == 0
     assert len(json.loads(out)) == 3
     assert "same rule name 'prod__shop__orders' as ScaledObject shop/orders; rename one of them" in err
+
+
+def test_import_with_an_argo_application_adapter_config_applies_its_relabelled_resource_rules(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = _run(_fx("hpa-cpu-legacy.yaml"), "--adapter-config", _fx("adapter-argocd.yaml"), "-o", "json")
+
+    out, err = capsys.readouterr()
+    documents = json.loads(out)
+    assert code == 0
+    assert [d["target"]["name"] for d in documents] == ["php-apache", "podinfo", "podinfo"]
+    cpu = documents[0]["metrics"][0]
+    assert cpu["series"] == {
+        "namespaceLabel": "kubernetes_namespace",
+        "podLabel": "kubernetes_pod_name",
+        "containerLabel": "container_name",
+        "windowSeconds": 120,
+    }
+    for document in documents:
+        assert_valid_rule(document)
+    assert "note: adapter config: Application prometheus-adapter: spec.sources[1].helm.valueFiles" in err
