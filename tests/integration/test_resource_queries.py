@@ -15,7 +15,7 @@ import pytest
 
 from ampscaler import resource_queries
 from ampscaler.adapters.amp import AmpMetricsSource
-from ampscaler.engine.types import PodInfo
+from ampscaler.engine.types import MetricObservation, PodInfo
 from ampscaler.model import MetricSpec, MetricTarget, ResourceName, ResourceSeries, Rule, ScaleTargetRef
 from ampscaler.resource_queries import ResolvedSeries
 from ampscaler.settings import Settings
@@ -55,14 +55,21 @@ def rule_for(namespace: str, *metrics: MetricSpec) -> Rule:
     )
 
 
-def source_for(stack: AmpStack, series: ResolvedSeries | None = None) -> AmpMetricsSource:
+def source_for(
+    stack: AmpStack, series: ResolvedSeries = resource_queries.STACK_DEFAULT_SERIES
+) -> AmpMetricsSource:
     return AmpMetricsSource(
         workspace_id=stack.workspace_id,
         region=stack.region,
         session=stack.session(),
         endpoint_url=stack.endpoint_url,
-        **({"resource_series": series} if series is not None else {}),
+        resource_series=series,
     )
+
+
+def usage(observation: MetricObservation) -> dict[str, float]:
+    assert observation.error is None, observation.error
+    return dict(observation.pod_values or {})
 
 
 def pods(*names: str) -> list[PodInfo]:
@@ -155,7 +162,7 @@ def test_container_resource_counts_the_named_container_only(
         rule, resource_spec("memory", container="proxy"), now, now + 5, pods=pods("web-1", "web.2")
     )
 
-    assert cpu.pod_values == {"web-1": pytest.approx(0.25), "web.2": pytest.approx(0.5)}
+    assert usage(cpu) == pytest.approx({"web-1": 0.25, "web.2": 0.5})
     assert memory.pod_values == {"web-1": 50 * MiB, "web.2": 60 * MiB}
 
 
@@ -193,7 +200,7 @@ def test_relabelling_collector_read_through_the_stack_settings(
     # The cAdvisor defaults find nothing on this collector's names.
     default = source_for(amp_stack).observe(rule, resource_spec("cpu"), now, now + 5, pods=pods("web-1"))
 
-    assert cpu.pod_values == {"web-1": pytest.approx(0.30), "web.2": pytest.approx(0.60)}
+    assert usage(cpu) == pytest.approx({"web-1": 0.30, "web.2": 0.60})
     assert cpu.window_seconds == 60.0
     assert memory.pod_values == {"web-1": 250 * MiB}
     assert default.error is not None and "no cpu usage series for the target's pods" in default.error
@@ -212,7 +219,7 @@ def test_rule_series_override_one_name_over_the_stack(
         rule_for(namespace, spec), spec, now, now + 5, pods=pods("web-1")
     )
 
-    assert observation.pod_values == {"web-1": pytest.approx(0.30)}
+    assert usage(observation) == pytest.approx({"web-1": 0.30})
     assert observation.window_seconds == 120.0
 
 
@@ -229,7 +236,7 @@ def test_own_query_replaces_the_default_and_keeps_the_listed_pods(
         rule_for(namespace), resource_spec("cpu", query=query), now, now + 5, pods=pods("web-1", "web.2")
     )
 
-    assert observation.pod_values == {"web-1": pytest.approx(0.25), "web.2": pytest.approx(0.5)}
+    assert usage(observation) == pytest.approx({"web-1": 0.25, "web.2": 0.5})
     assert amp_stack.proxy.requests[-1].body.decode().count("pod%3D~") == 0
 
 
@@ -246,7 +253,7 @@ def test_too_many_pods_for_the_matcher_select_the_namespace_and_keep_the_listed(
     )
 
     assert "pod%3D~" not in amp_stack.proxy.requests[-1].body.decode()
-    assert observation.pod_values == {"web-1": pytest.approx(0.30), "web.2": pytest.approx(0.60)}
+    assert usage(observation) == pytest.approx({"web-1": 0.30, "web.2": 0.60})
 
 
 def test_no_listed_pods_asks_nothing(amp_stack: AmpStack, metric_name: str) -> None:
