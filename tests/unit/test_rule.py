@@ -269,9 +269,9 @@ def test_rule_invalid_error_carries_the_name() -> None:
         ("metrics[0].name", "1rps", "invalid value \"1rps\" (a letter, then letters, digits, '_' or '-')"),
         (
             "metrics[1].type",
-            "Resource",
-            'must be one of Pods, Object, External, got "Resource" '
-            "(CPU/memory Resource metrics are out of scope: query them from Prometheus instead)",
+            "resource",
+            'must be one of Pods, Object, External, Resource, ContainerResource, got "resource" '
+            '(did you mean "Resource"?)',
         ),
         ("fallback.failureThreshold", 0, "must be between 1 and 10000, got 0"),
         (

@@ -33,6 +33,20 @@ SCALE_UP = PROPS["behavior"]["properties"]["scaleUp"]
         pytest.param(
             PROPS["metrics"]["items"]["properties"]["target"], METRIC_TARGET_FIELDS, id="metric-target"
         ),
+        pytest.param(
+            PROPS["metrics"]["items"]["properties"]["resource"], rule.RESOURCE_SOURCE_FIELDS, id="resource"
+        ),
+        pytest.param(
+            PROPS["metrics"]["items"]["properties"]["containerResource"],
+            rule.CONTAINER_RESOURCE_SOURCE_FIELDS,
+            id="container-resource",
+        ),
+        pytest.param(
+            PROPS["metrics"]["items"]["properties"]["resource"]["properties"]["target"],
+            rule.RESOURCE_TARGET_FIELDS,
+            id="resource-target",
+        ),
+        pytest.param(PROPS["metrics"]["items"]["properties"]["series"], rule.SERIES_FIELDS, id="series"),
         pytest.param(PROPS["behavior"], BEHAVIOR_FIELDS, id="behavior"),
         pytest.param(SCALE_UP, SCALING_RULES_FIELDS, id="scaling-rules"),
         pytest.param(SCALE_UP["properties"]["policies"]["items"], POLICY_FIELDS, id="policy"),

@@ -16,6 +16,8 @@ _QUANTITY: Final = re.compile(
     r"(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
     r"(?P<suffix>[KMGTPE]i|[eE][+-]?\d+|[numkMGTPE])?"
 )
+# The same grammar, anchored and without named groups, for JSON Schema's (ECMA-262) "pattern".
+QUANTITY_RE: Final = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[eE][+-]?\d+|[numkMGTPE])?$")
 # Powers of 1000 (decimal SI) or 1024 (binary SI) for each suffix letter, as kubernetes.utils has them.
 _EXPONENTS: Final = {"n": -3, "u": -2, "m": -1, "k": 1, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
 _EXPECTED: Final = (

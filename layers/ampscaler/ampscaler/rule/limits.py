@@ -10,6 +10,7 @@ from ampscaler.model import (
     FallbackBehavior,
     MetricType,
     PolicyType,
+    ResourceName,
     ScalingPolicy,
     ScalingRules,
     SelectPolicy,
@@ -32,8 +33,17 @@ MAX_FAILURE_THRESHOLD: Final = 10_000
 MAX_PERCENT: Final = 10_000
 DEFAULT_POLICY: Final = RulePolicy()
 
-METRIC_TYPES: Final[tuple[MetricType, ...]] = ("Pods", "Object", "External")
+METRIC_TYPES: Final[tuple[MetricType, ...]] = ("Pods", "Object", "External", "Resource", "ContainerResource")
+# The metric types read through a PromQL query the rule spells out (``target`` at the metric's top level).
+QUERY_METRIC_TYPES: Final[tuple[MetricType, ...]] = ("Pods", "Object", "External")
+# The HPA's compute-resource types: target under ``resource``/``containerResource``, default query.
+RESOURCE_METRIC_TYPES: Final[tuple[MetricType, ...]] = ("Resource", "ContainerResource")
 TARGET_TYPES: Final[tuple[TargetType, ...]] = ("Value", "AverageValue")
+# Upstream: the controller reads averageUtilization or averageValue of a Resource target, never value.
+RESOURCE_TARGET_TYPES: Final[tuple[TargetType, ...]] = ("Utilization", "AverageValue")
+RESOURCE_NAMES: Final[tuple[ResourceName, ...]] = ("cpu", "memory")
+# A rate window longer than an hour would hide every change the scaler could react to.
+MAX_WINDOW_SECONDS: Final = 3600
 POLICY_TYPES: Final[tuple[PolicyType, ...]] = ("Pods", "Percent")
 SELECT_POLICIES: Final[tuple[SelectPolicy, ...]] = ("Max", "Min", "Disabled")
 FALLBACK_BEHAVIORS: Final[tuple[FallbackBehavior, ...]] = (
@@ -62,6 +72,8 @@ DEFAULT_SCALE_DOWN_RULES: Final = ScalingRules(
 METRIC_NAME_RE: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]*$")
 METRIC_NAME_MAX = 63
 LABEL_NAME_RE: Final = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Prometheus metric (series) names: label-name characters plus ':' (recording rules).
+SERIES_NAME_RE: Final = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 DNS1123_LABEL_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 KIND_RE: Final = re.compile(r"^[A-Z][A-Za-z0-9]*$")
@@ -93,8 +105,25 @@ ROOT_FIELDS: Final = (
     "prometheus",
 )
 TARGET_REF_FIELDS: Final = ("cluster", "namespace", "kind", "name", "apiVersion")
-METRIC_FIELDS: Final = ("name", "type", "query", "target", "podLabel", "activationThreshold", "emptyAs")
+METRIC_FIELDS: Final = (
+    "name",
+    "type",
+    "query",
+    "target",
+    "podLabel",
+    "activationThreshold",
+    "emptyAs",
+    "resource",
+    "containerResource",
+    "series",
+)
 METRIC_TARGET_FIELDS: Final = ("type", "value", "averageValue")
+RESOURCE_SOURCE_FIELDS: Final = ("name", "target")
+CONTAINER_RESOURCE_SOURCE_FIELDS: Final = ("name", "container", "target")
+RESOURCE_TARGET_FIELDS: Final = ("type", "averageUtilization", "averageValue")
+# Per-rule overrides of where a Resource metric's usage lives (model.ResourceSeries); ``metric``
+# is the CPU counter for a cpu metric and the memory gauge for a memory metric.
+SERIES_FIELDS: Final = ("metric", "namespaceLabel", "podLabel", "containerLabel", "windowSeconds")
 BEHAVIOR_FIELDS: Final = ("scaleUp", "scaleDown")
 SCALING_RULES_FIELDS: Final = ("stabilizationWindowSeconds", "selectPolicy", "policies", "tolerance")
 POLICY_FIELDS: Final = ("type", "value", "periodSeconds")

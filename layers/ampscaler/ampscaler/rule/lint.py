@@ -130,6 +130,15 @@ def lint_rule(rule: Rule, path: str = "") -> tuple[list[str], list[str]]:
     for i, spec in enumerate(rule.metrics):
         metric_path = index_path(at("metrics"), i)
         _lint_query(errors, child_path(metric_path, "query"), spec.query, spec.type, spec.pod_label)
+        series = spec.series
+        if spec.query and series is not None and (series.cpu_metric or series.memory_metric):
+            # The series name only feeds the default query; labels and window still say how to
+            # read the custom query's result.
+            warnings.add(
+                child_path(metric_path, "series.metric"),
+                "has no effect with a custom query",
+                "remove it, or remove query to use the default query",
+            )
         if rule.min_replicas > 0 and spec.activation_threshold > 0:
             warnings.add(
                 child_path(metric_path, "activationThreshold"),

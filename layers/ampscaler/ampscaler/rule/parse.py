@@ -20,6 +20,8 @@ from ampscaler.model import (
     MetricType,
     PolicyType,
     PrometheusSource,
+    ResourceName,
+    ResourceSeries,
     Rule,
     ScaleTargetRef,
     ScalingPolicy,
@@ -27,11 +29,13 @@ from ampscaler.model import (
     SelectPolicy,
     TargetType,
 )
-from ampscaler.policy import MAX_REPLICAS_CEILING_ENV, RulePolicy
+from ampscaler.policy import MAX_INT32, MAX_REPLICAS_CEILING_ENV, RulePolicy
+from ampscaler.quantity import parse_quantity
 from ampscaler.rule.limits import (
     BEHAVIOR_FIELDS,
     CLUSTER_MAX,
     CLUSTER_RE,
+    CONTAINER_RESOURCE_SOURCE_FIELDS,
     DEFAULT_API_VERSIONS,
     DEFAULT_POLICY,
     DEFAULT_SCALE_DOWN_RULES,
@@ -50,6 +54,7 @@ from ampscaler.rule.limits import (
     MAX_PERCENT,
     MAX_PERIOD_SECONDS,
     MAX_STABILIZATION_WINDOW_SECONDS,
+    MAX_WINDOW_SECONDS,
     METRIC_FIELDS,
     METRIC_NAME_MAX,
     METRIC_NAME_RE,
@@ -60,10 +65,17 @@ from ampscaler.rule.limits import (
     POLICY_TYPES,
     PROMETHEUS_FIELDS,
     REGION_RE,
+    RESOURCE_METRIC_TYPES,
+    RESOURCE_NAMES,
+    RESOURCE_SOURCE_FIELDS,
+    RESOURCE_TARGET_FIELDS,
+    RESOURCE_TARGET_TYPES,
     ROOT_FIELDS,
     RULE_NAME_RE,
     SCALING_RULES_FIELDS,
     SELECT_POLICIES,
+    SERIES_FIELDS,
+    SERIES_NAME_RE,
     TARGET_REF_FIELDS,
     TARGET_TYPES,
     URL_RE,
@@ -347,28 +359,70 @@ def _metrics(value: object, path: str, errors: ErrorList) -> tuple[MetricSpec, .
         spec = _metric(item, index_path(path, i), errors)
         if spec is not None:
             specs.append(spec)
-        # Checked on the raw name so a duplicate is reported even when the metric has other errors.
+        # Checked on the raw name so a duplicate is reported even when the metric has other errors;
+        # a Resource metric without a name takes its default name ("cpu", "memory-app").
         raw_name = item.get("name") if isinstance(item, Mapping) else None
+        defaulted = False
+        if raw_name is None and isinstance(item, Mapping):
+            raw_name = default_metric_name(item)
+            defaulted = raw_name is not None
         if not isinstance(raw_name, str):
             continue
         if raw_name in seen:
             errors.add(
                 child_path(index_path(path, i), "name"),
-                f"duplicate metric name {show(raw_name)}",
-                f"already used by {index_path(path, seen[raw_name])}",
+                f"duplicate metric name {show(raw_name)}"
+                + (" (the default name of this metric)" if defaulted else ""),
+                f"already used by {index_path(path, seen[raw_name])}" + ("; set name" if defaulted else ""),
             )
         else:
             seen[raw_name] = i
     return tuple(specs) if len(errors.items) == n else None
 
 
+def default_metric_name(raw: Mapping[str, Any]) -> str | None:
+    """The name a Resource/ContainerResource metric gets when the document gives none.
+
+    ``cpu`` or ``memory`` for a Resource metric, ``<resource>-<container>`` for a
+    ContainerResource metric (``memory-app``), so an HPA's metric pastes in without inventing a
+    name. None for other types or when the fields it is built from are malformed.
+    """
+    metric_type = raw.get("type")
+    key = {"Resource": "resource", "ContainerResource": "containerResource"}.get(
+        metric_type if isinstance(metric_type, str) else ""
+    )
+    source = raw.get(key) if key else None
+    if not isinstance(source, Mapping) or source.get("name") not in RESOURCE_NAMES:
+        return None
+    if metric_type == "Resource":
+        return str(source["name"])
+    container = source.get("container")
+    if not isinstance(container, str) or not DNS1123_LABEL_RE.fullmatch(container):
+        return None
+    return f"{source['name']}-{container}"
+
+
 def _metric(value: object, path: str, errors: ErrorList) -> MetricSpec | None:
+    raw_type = value.get("type") if isinstance(value, Mapping) else None
+    is_resource = raw_type in RESOURCE_METRIC_TYPES
+    if raw_type == "ContainerResource":
+        required: tuple[str, ...] = ("type", "containerResource")
+    elif raw_type == "Resource":
+        required = ("type", "resource")
+    else:
+        required = ("name", "type", "query", "target")
     raw = errors.mapping(
         value,
         path,
         METRIC_FIELDS,
-        required=("name", "type", "query", "target"),
-        required_hints={"type": "Pods, Object or External", "query": "the PromQL expression"},
+        required=required,
+        required_hints={
+            "type": "Pods, Object, External, Resource or ContainerResource",
+            "query": "the PromQL expression",
+            "resource": 'e.g. {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}',
+            "containerResource": 'e.g. {"name": "cpu", "container": "app", "target": {"type": '
+            '"Utilization", "averageUtilization": 60}}',
+        },
     )
     if raw is None:
         return None
@@ -377,30 +431,61 @@ def _metric(value: object, path: str, errors: ErrorList) -> MetricSpec | None:
     def at(key: str) -> str:
         return child_path(path, key)
 
-    name = (
-        errors.string(
+    metric_type = (
+        cast(MetricType | None, errors.choice(raw["type"], at("type"), METRIC_TYPES))
+        if "type" in raw
+        else None
+    )
+    name: str | None = None
+    if "name" in raw:
+        name = errors.string(
             raw["name"],
             at("name"),
             METRIC_NAME_RE,
             METRIC_NAME_MAX,
             "a letter, then letters, digits, '_' or '-'",
         )
-        if "name" in raw
-        else None
-    )
-    metric_type = (
-        cast(MetricType | None, errors.choice(raw["type"], at("type"), METRIC_TYPES))
-        if "type" in raw
-        else None
-    )
-    if metric_type is None and "type" in raw and raw["type"] == "Resource":
-        errors.items[-1] += (
-            " (CPU/memory Resource metrics are out of scope: query them from Prometheus instead)"
-        )
-    query = errors.string(raw["query"], at("query"), hint="a PromQL expression") if "query" in raw else None
-    target = _metric_target(raw["target"], at("target"), errors, metric_type) if "target" in raw else None
+    elif is_resource:
+        name = default_metric_name(raw)
+        if name is not None and len(name) > METRIC_NAME_MAX:
+            errors.add(
+                at("name"),
+                f"required: the default name {show(name)} is longer than {METRIC_NAME_MAX} characters",
+                "set a shorter name",
+            )
+            name = None
+    query: str | None = ""
+    if "query" in raw:
+        query = errors.string(raw["query"], at("query"), hint="a PromQL expression")
+    resource: ResourceName | None = None
+    container: str | None = None
+    series: ResourceSeries | None = None
+    target: MetricTarget | None = None
+    if is_resource:
+        key = "resource" if metric_type == "Resource" else "containerResource"
+        for wrong in ("target", "podLabel", "activationThreshold", "emptyAs"):
+            if wrong in raw:
+                hint = f"set {key}.target" if wrong == "target" else "remove it"
+                errors.add(at(wrong), f"does not apply to {metric_type} metrics", hint)
+        other = "containerResource" if key == "resource" else "resource"
+        if other in raw:
+            errors.add(at(other), f"must not be set for a {metric_type} metric", f"use {key}")
+        if key in raw:
+            source = _resource_source(raw[key], at(key), errors, metric_type == "ContainerResource")
+            if source is not None:
+                resource, container, target = source
+        if "series" in raw:
+            series = _series(raw["series"], at("series"), errors, resource)
+    else:
+        for wrong in ("resource", "containerResource", "series"):
+            if wrong in raw and metric_type is not None:
+                errors.add(
+                    at(wrong), f"only applies to Resource and ContainerResource metrics, not {metric_type}"
+                )
+        if "target" in raw:
+            target = _metric_target(raw["target"], at("target"), errors, metric_type)
     pod_label = DEFAULT_POD_LABEL
-    if "podLabel" in raw:
+    if "podLabel" in raw and not is_resource:
         if metric_type is not None and metric_type != "Pods":
             errors.add(at("podLabel"), f"only applies to Pods metrics, not {metric_type}", "remove it")
         else:
@@ -409,7 +494,7 @@ def _metric(value: object, path: str, errors: ErrorList) -> MetricSpec | None:
                 or ""
             )
     activation = 0.0
-    if "activationThreshold" in raw:
+    if "activationThreshold" in raw and not is_resource:
         activation = (
             errors.number(
                 raw["activationThreshold"], at("activationThreshold"), minimum=0.0, maximum=MAX_NUMBER
@@ -418,7 +503,7 @@ def _metric(value: object, path: str, errors: ErrorList) -> MetricSpec | None:
         )
     empty_as = (
         errors.number(raw["emptyAs"], at("emptyAs"), minimum=-MAX_NUMBER, maximum=MAX_NUMBER)
-        if "emptyAs" in raw
+        if "emptyAs" in raw and not is_resource
         else None
     )
     if len(errors.items) > n or name is None or metric_type is None or query is None or target is None:
@@ -431,6 +516,154 @@ def _metric(value: object, path: str, errors: ErrorList) -> MetricSpec | None:
         pod_label=pod_label,
         activation_threshold=activation,
         empty_as=empty_as,
+        resource=resource,
+        container=container,
+        series=series,
+    )
+
+
+def _resource_source(
+    value: object, path: str, errors: ErrorList, with_container: bool
+) -> tuple[ResourceName, str | None, MetricTarget] | None:
+    """Upstream: validateResourceSource / validateContainerResourceSource (+ validateMetricTarget)."""
+    raw = errors.mapping(
+        value,
+        path,
+        CONTAINER_RESOURCE_SOURCE_FIELDS if with_container else RESOURCE_SOURCE_FIELDS,
+        required=("name", "container", "target") if with_container else ("name", "target"),
+        required_hints={
+            "name": "cpu or memory",
+            "container": "the name of the container whose usage and requests count",
+            "target": '{"type": "Utilization", "averageUtilization": N} or '
+            '{"type": "AverageValue", "averageValue": Q}',
+        },
+    )
+    if raw is None:
+        return None
+    n = len(errors.items)
+    resource = (
+        cast(ResourceName | None, errors.choice(raw["name"], child_path(path, "name"), RESOURCE_NAMES))
+        if "name" in raw
+        else None
+    )
+    container: str | None = None
+    if with_container and "container" in raw:
+        container = errors.string(
+            raw["container"], child_path(path, "container"), DNS1123_LABEL_RE, 63, "a container name"
+        )
+    target = _resource_target(raw["target"], child_path(path, "target"), errors) if "target" in raw else None
+    if len(errors.items) > n or resource is None or target is None:
+        return None
+    return resource, container, target
+
+
+def _resource_target(value: object, path: str, errors: ErrorList) -> MetricTarget | None:
+    raw = errors.mapping(
+        value,
+        path,
+        RESOURCE_TARGET_FIELDS,
+        required=("type",),
+        required_hints={"type": "Utilization or AverageValue"},
+    )
+    if raw is None:
+        return None
+    n = len(errors.items)
+    target_type: TargetType | None = None
+    if "type" in raw:
+        target_type = cast(
+            TargetType | None, errors.choice(raw["type"], child_path(path, "type"), RESOURCE_TARGET_TYPES)
+        )
+        if target_type is None and raw["type"] == "Value":
+            errors.items[-1] += (
+                " (a Resource target is a percentage of the pods' requests or a per-pod average, "
+                "as in the HPA)"
+            )
+    utilization: int | None = None
+    if "averageUtilization" in raw:
+        # Upstream: int32, "must be greater than 0"; above 100 is allowed (usage beyond requests).
+        utilization = errors.integer(
+            raw["averageUtilization"], child_path(path, "averageUtilization"), minimum=1, maximum=MAX_INT32
+        )
+    average: float | None = None
+    if "averageValue" in raw:
+        average = _quantity(raw["averageValue"], child_path(path, "averageValue"), errors)
+    if target_type is not None:
+        wanted = "averageUtilization" if target_type == "Utilization" else "averageValue"
+        other = "averageValue" if target_type == "Utilization" else "averageUtilization"
+        if wanted not in raw:
+            errors.add(child_path(path, wanted), f"required when target.type is {target_type}")
+        if other in raw:
+            # Upstream: "may not set both a target raw value and a target utilization".
+            errors.add(
+                child_path(path, other),
+                f"must not be set when target.type is {target_type}",
+                f"set {wanted} instead",
+            )
+    if len(errors.items) > n or target_type is None:
+        return None
+    return MetricTarget(type=target_type, average_value=average, average_utilization=utilization)
+
+
+def _quantity(value: object, path: str, errors: ErrorList) -> float | None:
+    """A positive target amount: a JSON number or a Kubernetes quantity string ("500m", "512Mi")."""
+    if isinstance(value, str):
+        try:
+            value = parse_quantity(value)
+        except ValueError:
+            errors.add(
+                path,
+                f"must be a positive number or quantity, got {show(value)}",
+                'e.g. 0.5 or "500m" for cpu cores, "512Mi" for memory bytes',
+            )
+            return None
+    return errors.number(value, path, positive=True, minimum=MIN_TARGET, maximum=MAX_NUMBER)
+
+
+def _series(
+    value: object, path: str, errors: ErrorList, resource: ResourceName | None
+) -> ResourceSeries | None:
+    """Per-rule overrides of the default query's series and label names and of the CPU window."""
+    raw = errors.mapping(value, path, SERIES_FIELDS)
+    if raw is None:
+        return None
+    n = len(errors.items)
+
+    def label(key: str) -> str | None:
+        if key not in raw:
+            return None
+        return errors.string(raw[key], child_path(path, key), LABEL_NAME_RE, 200, "a Prometheus label name")
+
+    metric: str | None = None
+    if "metric" in raw:
+        metric = errors.string(
+            raw["metric"], child_path(path, "metric"), SERIES_NAME_RE, 200, "a Prometheus metric name"
+        )
+    namespace_label, pod_label, container_label = (
+        label("namespaceLabel"),
+        label("podLabel"),
+        label("containerLabel"),
+    )
+    window: int | None = None
+    if "windowSeconds" in raw:
+        if resource == "memory":
+            errors.add(
+                child_path(path, "windowSeconds"),
+                "only applies to cpu (the rate window of a CPU counter)",
+                "memory is a gauge read at the sample time; remove it",
+            )
+        else:
+            window = errors.integer(
+                raw["windowSeconds"], child_path(path, "windowSeconds"), minimum=1, maximum=MAX_WINDOW_SECONDS
+            )
+    if len(errors.items) > n:
+        return None
+    return ResourceSeries(
+        cpu_metric=metric if resource == "cpu" else None,
+        memory_metric=metric if resource == "memory" else None,
+        namespace_label=namespace_label,
+        pod_label=pod_label,
+        container_label=container_label,
+        window_seconds=window,
     )
 
 
@@ -452,6 +685,8 @@ def _metric_target(
         if "type" in raw
         else None
     )
+    if target_type is None and raw.get("type") == "Utilization":
+        errors.items[-1] += " (Utilization applies only to Resource and ContainerResource metrics)"
     if target_type == "Value" and metric_type == "Pods":
         # Upstream: validatePodsSource requires target.averageValue.
         errors.add(

@@ -10,6 +10,7 @@ from ampscaler.model import (
     DEFAULT_POD_LABEL,
 )
 from ampscaler.policy import MAX_INT32
+from ampscaler.quantity import QUANTITY_RE
 from ampscaler.rule.limits import (
     CLUSTER_MAX,
     CLUSTER_RE,
@@ -26,15 +27,20 @@ from ampscaler.rule.limits import (
     MAX_PERCENT,
     MAX_PERIOD_SECONDS,
     MAX_STABILIZATION_WINDOW_SECONDS,
+    MAX_WINDOW_SECONDS,
     METRIC_NAME_MAX,
     METRIC_NAME_RE,
     METRIC_TYPES,
     MIN_TARGET,
     POLICY_FIELDS,
     POLICY_TYPES,
+    QUERY_METRIC_TYPES,
     REGION_RE,
+    RESOURCE_NAMES,
+    RESOURCE_TARGET_TYPES,
     RULE_NAME_RE,
     SELECT_POLICIES,
+    SERIES_NAME_RE,
     TARGET_TYPES,
     URL_RE,
     WORKSPACE_ID_RE,
@@ -72,6 +78,122 @@ def _schema_rules() -> dict[str, Any]:
     }
 
 
+def _schema_resource_source(with_container: bool) -> dict[str, Any]:
+    """Upstream ResourceMetricSource / ContainerResourceMetricSource with a Utilization or AverageValue target."""
+    # A positive number, or a Kubernetes quantity string (the parser also checks the range).
+    quantity = {
+        "oneOf": [
+            {"type": "number", "minimum": MIN_TARGET, "maximum": MAX_NUMBER},
+            {"type": "string", "pattern": QUANTITY_RE.pattern},
+        ]
+    }
+    properties: dict[str, Any] = {"name": {"enum": list(RESOURCE_NAMES)}}
+    if with_container:
+        properties["container"] = {"type": "string", "pattern": DNS1123_LABEL_RE.pattern, "maxLength": 63}
+    properties["target"] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["type"],
+        "properties": {
+            "type": {"enum": list(RESOURCE_TARGET_TYPES)},
+            "averageUtilization": {"type": "integer", "minimum": 1, "maximum": MAX_INT32},
+            "averageValue": quantity,
+        },
+        "oneOf": [
+            {
+                "properties": {"type": {"const": "Utilization"}},
+                "required": ["averageUtilization"],
+                "not": {"required": ["averageValue"]},
+            },
+            {
+                "properties": {"type": {"const": "AverageValue"}},
+                "required": ["averageValue"],
+                "not": {"required": ["averageUtilization"]},
+            },
+        ],
+    }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "container", "target"] if with_container else ["name", "target"],
+        "properties": properties,
+    }
+
+
+def _schema_metric() -> dict[str, Any]:
+    target = {"type": "number", "minimum": MIN_TARGET, "maximum": MAX_NUMBER}
+    label = {"type": "string", "pattern": LABEL_NAME_RE.pattern, "maxLength": 200}
+    query_only = ["target", "podLabel", "activationThreshold", "emptyAs"]
+    resource_only = ["resource", "containerResource", "series"]
+
+    def forbid(*names: str) -> dict[str, Any]:
+        return {"not": {"anyOf": [{"required": [name]} for name in names]}}
+
+    def when(types: list[str], then: dict[str, Any]) -> dict[str, Any]:
+        return {"if": {"properties": {"type": {"enum": types}}, "required": ["type"]}, "then": then}
+
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["type"],
+        "properties": {
+            "name": {"type": "string", "pattern": METRIC_NAME_RE.pattern, "maxLength": METRIC_NAME_MAX},
+            "type": {"enum": list(METRIC_TYPES)},
+            "query": {"type": "string", "pattern": r"\S"},
+            "target": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["type"],
+                "properties": {"type": {"enum": list(TARGET_TYPES)}, "value": target, "averageValue": target},
+                "oneOf": [
+                    {
+                        "properties": {"type": {"const": "Value"}},
+                        "required": ["value"],
+                        "not": {"required": ["averageValue"]},
+                    },
+                    {
+                        "properties": {"type": {"const": "AverageValue"}},
+                        "required": ["averageValue"],
+                        "not": {"required": ["value"]},
+                    },
+                ],
+            },
+            "podLabel": {"type": "string", "pattern": LABEL_NAME_RE.pattern, "default": DEFAULT_POD_LABEL},
+            "activationThreshold": {"type": "number", "minimum": 0, "maximum": MAX_NUMBER, "default": 0},
+            "emptyAs": {"type": "number", "minimum": -MAX_NUMBER, "maximum": MAX_NUMBER},
+            "resource": _schema_resource_source(False),
+            "containerResource": _schema_resource_source(True),
+            "series": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "metric": {"type": "string", "pattern": SERIES_NAME_RE.pattern, "maxLength": 200},
+                    "namespaceLabel": label,
+                    "podLabel": label,
+                    "containerLabel": label,
+                    # cpu only (the parser rejects it on a memory metric).
+                    "windowSeconds": {"type": "integer", "minimum": 1, "maximum": MAX_WINDOW_SECONDS},
+                },
+            },
+        },
+        "allOf": [
+            when(
+                list(QUERY_METRIC_TYPES),
+                {"required": ["name", "query", "target"], **forbid(*resource_only)},
+            ),
+            when(["Resource"], {"required": ["resource"], **forbid("containerResource", *query_only)}),
+            when(
+                ["ContainerResource"], {"required": ["containerResource"], **forbid("resource", *query_only)}
+            ),
+            {
+                "if": {"properties": {"type": {"const": "Pods"}}, "required": ["type"]},
+                "then": {"properties": {"target": {"properties": {"type": {"const": "AverageValue"}}}}},
+                "else": {"not": {"required": ["podLabel"]}},
+            },
+        ],
+    }
+
+
 def rule_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a raw rule document, as published in ``docs/rule.schema.json``.
 
@@ -80,7 +202,6 @@ def rule_schema() -> dict[str, Any]:
     namespaces/clusters and ``MAX_REPLICAS_CEILING``, which the schema gives as its hard upper bound
     2**31-1) are left to ``parse_rule``.
     """
-    target = {"type": "number", "minimum": MIN_TARGET, "maximum": MAX_NUMBER}
     replicas = {"type": "integer", "minimum": 0, "maximum": MAX_INT32}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -106,61 +227,7 @@ def rule_schema() -> dict[str, Any]:
             },
             "minReplicas": {**replicas, "default": 1},
             "maxReplicas": {**replicas, "minimum": 1},
-            "metrics": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["name", "type", "query", "target"],
-                    "properties": {
-                        "name": {
-                            "type": "string",
-                            "pattern": METRIC_NAME_RE.pattern,
-                            "maxLength": METRIC_NAME_MAX,
-                        },
-                        "type": {"enum": list(METRIC_TYPES)},
-                        "query": {"type": "string", "pattern": r"\S"},
-                        "target": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "required": ["type"],
-                            "properties": {
-                                "type": {"enum": list(TARGET_TYPES)},
-                                "value": target,
-                                "averageValue": target,
-                            },
-                            "oneOf": [
-                                {
-                                    "properties": {"type": {"const": "Value"}},
-                                    "required": ["value"],
-                                    "not": {"required": ["averageValue"]},
-                                },
-                                {
-                                    "properties": {"type": {"const": "AverageValue"}},
-                                    "required": ["averageValue"],
-                                    "not": {"required": ["value"]},
-                                },
-                            ],
-                        },
-                        "podLabel": {
-                            "type": "string",
-                            "pattern": LABEL_NAME_RE.pattern,
-                            "default": DEFAULT_POD_LABEL,
-                        },
-                        "activationThreshold": {
-                            "type": "number",
-                            "minimum": 0,
-                            "maximum": MAX_NUMBER,
-                            "default": 0,
-                        },
-                        "emptyAs": {"type": "number", "minimum": -MAX_NUMBER, "maximum": MAX_NUMBER},
-                    },
-                    "if": {"properties": {"type": {"const": "Pods"}}, "required": ["type"]},
-                    "then": {"properties": {"target": {"properties": {"type": {"const": "AverageValue"}}}}},
-                    "else": {"not": {"required": ["podLabel"]}},
-                },
-            },
+            "metrics": {"type": "array", "minItems": 1, "items": _schema_metric()},
             "behavior": {
                 "type": "object",
                 "additionalProperties": False,

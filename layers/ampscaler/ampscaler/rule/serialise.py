@@ -6,6 +6,7 @@ from typing import Any
 
 from ampscaler.model import (
     API_VERSION,
+    MetricSpec,
     Rule,
     ScalingRules,
 )
@@ -27,6 +28,57 @@ def _rules_to_document(rules: ScalingRules) -> dict[str, Any]:
     if rules.tolerance is not None:
         out["tolerance"] = _number(rules.tolerance)
     return out
+
+
+def _query_metric(spec: MetricSpec) -> dict[str, Any]:
+    metric_target: dict[str, Any] = {"type": spec.target.type}
+    if spec.target.type == "Value":
+        metric_target["value"] = _number(spec.target.amount)
+    else:
+        metric_target["averageValue"] = _number(spec.target.amount)
+    metric: dict[str, Any] = {
+        "name": spec.name,
+        "type": spec.type,
+        "query": spec.query,
+        "target": metric_target,
+    }
+    if spec.type == "Pods":
+        metric["podLabel"] = spec.pod_label
+    metric["activationThreshold"] = _number(spec.activation_threshold)
+    if spec.empty_as is not None:
+        metric["emptyAs"] = _number(spec.empty_as)
+    return metric
+
+
+def _resource_metric(spec: MetricSpec) -> dict[str, Any]:
+    """A Resource/ContainerResource metric in the HPA's layout; the query only when it replaces the default."""
+    target: dict[str, Any] = {"type": spec.target.type}
+    if spec.target.type == "Utilization":
+        target["averageUtilization"] = spec.target.average_utilization
+    else:
+        target["averageValue"] = _number(spec.target.amount)
+    source: dict[str, Any] = {"name": spec.resource}
+    if spec.container is not None:
+        source["container"] = spec.container
+    source["target"] = target
+    metric: dict[str, Any] = {
+        "name": spec.name,
+        "type": spec.type,
+        "resource" if spec.type == "Resource" else "containerResource": source,
+    }
+    if spec.query:
+        metric["query"] = spec.query
+    if spec.series is not None:
+        series = spec.series
+        fields = {
+            "metric": series.cpu_metric if spec.resource == "cpu" else series.memory_metric,
+            "namespaceLabel": series.namespace_label,
+            "podLabel": series.pod_label,
+            "containerLabel": series.container_label,
+            "windowSeconds": series.window_seconds,
+        }
+        metric["series"] = {k: v for k, v in fields.items() if v is not None}
+    return metric
 
 
 def rule_to_document(rule: Rule) -> dict[str, Any]:
@@ -53,23 +105,7 @@ def rule_to_document(rule: Rule) -> dict[str, Any]:
         del target["cluster"]
     metrics: list[dict[str, Any]] = []
     for spec in rule.metrics:
-        metric_target: dict[str, Any] = {"type": spec.target.type}
-        if spec.target.type == "Value":
-            metric_target["value"] = _number(spec.target.amount)
-        else:
-            metric_target["averageValue"] = _number(spec.target.amount)
-        metric: dict[str, Any] = {
-            "name": spec.name,
-            "type": spec.type,
-            "query": spec.query,
-            "target": metric_target,
-        }
-        if spec.type == "Pods":
-            metric["podLabel"] = spec.pod_label
-        metric["activationThreshold"] = _number(spec.activation_threshold)
-        if spec.empty_as is not None:
-            metric["emptyAs"] = _number(spec.empty_as)
-        metrics.append(metric)
+        metrics.append(_resource_metric(spec) if spec.resource is not None else _query_metric(spec))
     doc: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "name": rule.name,
