@@ -118,7 +118,7 @@ def test_default_query_too_many_pods_selects_the_namespace() -> None:
 
 
 def test_default_query_invalid_name_refused_not_injected() -> None:
-    bad = ResolvedSeries(cpu_metric='x{a="b"}', pod_label="pod) or vector(1", window_seconds=5)
+    bad = ResolvedSeries(cpu_metric='x{a="b"}', pod_label="pod) or vector(1", window_seconds=0)
     with pytest.raises(MetricQueryError) as info:
         default_query("cpu", "shop", ["web-1"], bad)
     message = str(info.value)
@@ -232,13 +232,13 @@ def test_settings_bad_series_names_every_variable() -> None:
         Settings.from_env(
             {
                 "RESOURCE_POD_LABEL": "pod-name",
-                "RESOURCE_WINDOW_SECONDS": "5",
+                "RESOURCE_WINDOW_SECONDS": "0",
                 "RESOURCE_MEMORY_METRIC": "a b",
             }
         )
     message = str(info.value)
     assert "RESOURCE_POD_LABEL: 'pod-name' is not a Prometheus label name" in message
-    assert "RESOURCE_WINDOW_SECONDS: 5 is outside 10 … 3600 seconds" in message
+    assert "RESOURCE_WINDOW_SECONDS: 0 is outside 1 … 3600 seconds" in message
     assert "RESOURCE_MEMORY_METRIC: 'a b' is not a Prometheus metric name" in message
     with pytest.raises(AmpscalerError, match="RESOURCE_WINDOW_SECONDS='3m': must be an int"):
         Settings.from_env({"RESOURCE_WINDOW_SECONDS": "3m"})

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from ampscaler.errors import MetricQueryError
 from ampscaler.model import MetricSpec, ResourceName, ResourceSeries
+from ampscaler.rule.limits import MAX_WINDOW_SECONDS as RULE_MAX_WINDOW_SECONDS
 
 DEFAULT_CPU_METRIC = "container_cpu_usage_seconds_total"
 DEFAULT_MEMORY_METRIC = "container_memory_working_set_bytes"
@@ -32,8 +33,9 @@ DEFAULT_CONTAINER_LABEL = "container"
 # prometheus-adapter's Helm chart reads CPU over the same window (rules.resource.window: 3m), so
 # rules migrated from it see the same numbers; four 30 s scrapes of the managed collector and more.
 DEFAULT_WINDOW_SECONDS = 180
-MIN_WINDOW_SECONDS = 10
-MAX_WINDOW_SECONDS = 3600
+# The range a rule's series.windowSeconds may take (ampscaler.rule.limits), for the stack's too.
+MIN_WINDOW_SECONDS = 1
+MAX_WINDOW_SECONDS = RULE_MAX_WINDOW_SECONDS
 # cAdvisor's name for the pod sandbox ("pause") container; the HPA's metrics-server skips it too.
 PAUSE_CONTAINER = "POD"
 
@@ -75,7 +77,7 @@ class ResolvedSeries:
             ("pod_label", self.pod_label),
             ("container_label", self.container_label),
         ):
-            if not _LABEL_NAME.match(value) or value.startswith("__"):
+            if not _LABEL_NAME.match(value):
                 found.append((field_name, f"{value[:64]!r} is not a Prometheus label name"))
         if not MIN_WINDOW_SECONDS <= self.window_seconds <= MAX_WINDOW_SECONDS:
             found.append(
