@@ -515,7 +515,7 @@ def _resource_observation(
         raise MetricQueryError(
             f"no {spec.resource} usage series {where} (no metrics returned); check that the cAdvisor "
             "series reach the workspace and that the series and label names match the collector's "
-            "(series.* in the rule, RESOURCE_* on the stack; docs/rules.md#resource-metrics)"
+            "(series.* in the rule, RESOURCE_* on the stack; docs/rules.md#default-queries-of-resource-metrics)"
         )
     return MetricObservation(
         name=spec.name,
