@@ -223,6 +223,8 @@ def decision_summary(
                 "current": m.get("current"),
                 "target": m.get("target"),
                 "proposal": m.get("proposal"),
+                # Utilization metrics: the raw per-pod usage behind the percentage.
+                **({"averageValue": m["averageValue"]} if m.get("averageValue") is not None else {}),
                 **({"error": str(m["error"])[:_SUMMARY_MESSAGE_CHARS]} if m.get("error") else {}),
             }
             for m in output.get("metrics", [])
@@ -246,7 +248,10 @@ def _same_apart_from_values(before: Mapping[str, Any] | None, after: Mapping[str
         return False
 
     def key(summary: Mapping[str, Any]) -> dict[str, Any]:
-        metrics = [{k: v for k, v in m.items() if k != "current"} for m in summary.get("metrics", [])]
+        metrics = [
+            {k: v for k, v in m.items() if k not in ("current", "averageValue")}
+            for m in summary.get("metrics", [])
+        ]
         return {**summary, "time": None, "metrics": metrics}
 
     return key(before) == key(after)
