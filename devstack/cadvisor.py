@@ -108,3 +108,32 @@ def sample_times(end: float, seconds: float, step: float = 15.0) -> list[float]:
     """Scrape times every ``step`` seconds over the ``seconds`` before ``end`` (``end`` included)."""
     count = int(seconds // step)
     return [end - step * (count - i) for i in range(count + 1)]
+
+
+def pod_snapshot(
+    namespace: str,
+    pod: str,
+    cpu_seconds: Mapping[str, float],
+    memory_bytes: Mapping[str, float],
+    at: float,
+    names: ResolvedSeries = STACK_DEFAULT_SERIES,
+) -> list[tuple[Labels, Points]]:
+    """One scrape of a pod at ``at``: each container's CPU counter and working set, and the pod cgroup.
+
+    ``cpu_seconds`` maps container names (``POD`` for the pause container) to their counters; the
+    pod cgroup series (no container label) carries the sums, as cAdvisor reports it.
+    """
+    base = {names.namespace_label: namespace, names.pod_label: pod, "job": "kubelet"}
+    series: list[tuple[Labels, Points]] = []
+    for container in cpu_seconds:
+        labels = {**base, names.container_label: container, "id": f"/kubepods/{pod}/{container}"}
+        series.append(
+            ({"__name__": names.cpu_metric, "cpu": "total", **labels}, [(at, cpu_seconds[container])])
+        )
+        series.append(({"__name__": names.memory_metric, **labels}, [(at, memory_bytes.get(container, 0.0))]))
+    cgroup = {**base, "id": f"/kubepods/{pod}"}
+    series.append(
+        ({"__name__": names.cpu_metric, "cpu": "total", **cgroup}, [(at, sum(cpu_seconds.values()))])
+    )
+    series.append(({"__name__": names.memory_metric, **cgroup}, [(at, sum(memory_bytes.values()))]))
+    return series

@@ -897,12 +897,15 @@ class KubeApiSimulator:
         ready_delay_seconds: float | None = None,
         manage_pods: bool = True,
         containers: Sequence[SimContainer] = DEFAULT_CONTAINERS,
+        age_seconds: float = 0.0,
     ) -> None:
         """Add a scalable workload of any group/version/plural/kind with its pods.
 
         ``labels`` is the selector's matchLabels (default ``{"app": name}``); pods carry those plus
         ``pod_labels``, and run ``containers`` (their requests in ``spec.containers[].resources``).
-        With ``manage_pods`` False no pods are created: place them with ``set_pods``.
+        With ``manage_pods`` False no pods are created: place them with ``set_pods``. The initial
+        pods were created ``age_seconds`` ago (a workload that was already running: its pods'
+        startTime and Ready transition lie that far back).
         """
         match_labels = dict(labels) if labels is not None else {"app": name}
         with self._lock:
@@ -930,7 +933,7 @@ class KubeApiSimulator:
                 containers=tuple(containers),
             )
             self._workloads[workload.key] = workload
-            self._reconcile_pods(workload)
+            self._reconcile_pods(workload, age_seconds=age_seconds)
 
     def add_deployment(
         self,
@@ -1056,8 +1059,11 @@ class KubeApiSimulator:
     def _owned_pods(self, workload: _Workload) -> list[_Pod]:
         return [p for p in self._pods.values() if p.owner == workload.key and p.deleted_wall is None]
 
-    def _reconcile_pods(self, workload: _Workload) -> None:
-        """Create or terminate owned pods to match spec.replicas (the ReplicaSet/StatefulSet controller)."""
+    def _reconcile_pods(self, workload: _Workload, *, age_seconds: float = 0.0) -> None:
+        """Create or terminate owned pods to match spec.replicas (the ReplicaSet/StatefulSet controller).
+
+        New pods are created ``age_seconds`` in the past (only ``add_workload`` passes it).
+        """
         if not workload.manage_pods:
             return
         now = self.clock()
@@ -1071,7 +1077,7 @@ class KubeApiSimulator:
             else:
                 name = f"{workload.name}-{workload.template_hash}-{secrets.token_hex(3)[:5]}"
                 labels = {**workload.pod_labels, "pod-template-hash": workload.template_hash}
-            created = time.time()
+            created = time.time() - age_seconds
             pod = _Pod(
                 name=name,
                 namespace=workload.namespace,
@@ -1079,7 +1085,7 @@ class KubeApiSimulator:
                 uid=str(uuid.uuid4()),
                 resource_version=self._next_rv(),
                 created_wall=created,
-                ready_at=now + workload.ready_delay_seconds,
+                ready_at=now - age_seconds + workload.ready_delay_seconds,
                 owner=workload.key,
                 containers=workload.containers,
                 # The kubelet acknowledges the (already bound) pod at once; it turns Ready later.
