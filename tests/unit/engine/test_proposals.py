@@ -525,7 +525,7 @@ def test_replica_calc_table(tc: ReplicaCalcCase) -> None:
     else:
         sample = MetricObservation(name="qps", value=tc.levels[0])
     obs = observe(tc.current_replicas, [sample], pod_list, tc.status_replicas)
-    result = compute_replicas_for_metric(spec, sample, obs, tc.tolerances)
+    result = compute_replicas_for_metric(spec, sample, obs, tc.tolerances, now=0.0)
     if tc.expected_error is not None:
         assert not result.valid
         assert result.proposal is None

@@ -86,6 +86,10 @@ def _activity(rule: Rule, observation: Observation) -> _Activity:
     all_below = bool(rule.metrics)
     active_metric = ""
     for spec in rule.metrics:
+        if spec.resource is not None:
+            # KEDA: cpu/memory triggers take no part in activation (they cannot scale from
+            # zero: no pod reports usage at zero replicas), so they neither wake nor hold a rule.
+            continue
         value = _sample_activation_value(samples.get(spec.name))
         if value is None:
             # A failed metric is neither active nor idle: it can never cause a scale to zero.
@@ -320,7 +324,7 @@ def decide(
         recommendations = (Recommendation(time=now, replicas=current),)
 
     tolerances = resolve_tolerances(rule, controller)
-    outcome = compute_replicas_for_metrics(rule, observation, tolerances)
+    outcome = compute_replicas_for_metrics(rule, observation, tolerances, now=now, controller=controller)
     all_failed = bool(rule.metrics) and outcome.invalid_count >= len(rule.metrics)
     failures = previous.consecutive_failures + 1 if all_failed else 0
     scaling_active = _scaling_active(rule, outcome)

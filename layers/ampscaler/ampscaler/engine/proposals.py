@@ -1,8 +1,9 @@
 """Per-metric replica proposals and their combination (the maximum over valid metrics).
 
 Mirrors ``replica_calculator.go`` (GetObjectMetricReplicas, GetExternalMetricReplicas,
-getUsageRatioReplicaCount, GetObjectPerPodMetricReplicas, GetExternalPerPodMetricReplicas) and
-``horizontal.go`` (computeReplicasForMetric, computeReplicasForMetrics, tolerancesForHpa).
+getUsageRatioReplicaCount, GetObjectPerPodMetricReplicas, GetExternalPerPodMetricReplicas,
+GetResourceReplicas, GetRawResourceReplicas) and ``horizontal.go`` (computeReplicasForMetric,
+computeReplicasForMetrics, computeStatusForResourceMetricGeneric, tolerancesForHpa).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from dataclasses import dataclass
 from ampscaler.engine import reasons
 from ampscaler.engine.pods import (
     NO_PODS_ERROR,
+    CpuReadiness,
     PlainMetricResult,
     Tolerances,
     calc_plain_metric_replicas,
     get_ready_pods_count,
+    get_resource_replicas,
     saturate_int32,
     to_milli,
 )
@@ -68,12 +71,35 @@ def resolve_tolerances(rule: Rule, controller: ControllerConfig) -> Tolerances:
     return Tolerances(scale_down=down, scale_up=up)
 
 
+_DEFAULT_CONTROLLER = ControllerConfig()
+
+
 def metric_description(spec: MetricSpec) -> str:
     """How upstream names a metric in the rescale reason ("pods metric rps").
 
-    Upstream: ``metricNameProposal`` in computeStatusFor{Pods,Object,External}Metric.
+    Upstream: ``metricNameProposal`` in computeStatusFor{Pods,Object,External}Metric and
+    computeStatusForResourceMetricGeneric ("cpu resource utilization (percentage of request)",
+    "memory container resource utilization (percentage of request)", "cpu resource").
     """
+    if spec.resource is not None:
+        if spec.target.type != "Utilization":
+            return f"{spec.resource} resource"
+        kind = "container resource" if spec.type == "ContainerResource" else "resource"
+        return f"{spec.resource} {kind} utilization (percentage of request)"
     return f"{spec.type.lower()} metric {spec.name}"
+
+
+def failed_metric_value_error(spec: MetricSpec, error: str) -> str:
+    """Upstream's wrapping of a metric's error in computeReplicasForMetric.
+
+    "failed to get cpu resource metric value: ...", "failed to get app container metric value:
+    ...", "failed to get pods metric value: ...".
+    """
+    if spec.type == "Resource":
+        return f"failed to get {spec.resource} resource metric value: {error}"
+    if spec.type == "ContainerResource":
+        return f"failed to get {spec.container} container metric value: {error}"
+    return f"failed to get {spec.type.lower()} metric value: {error}"
 
 
 def get_usage_ratio_replica_count(
@@ -154,11 +180,14 @@ def compute_replicas_for_metric(
     sample: MetricObservation | None,
     observation: Observation,
     tolerances: Tolerances,
+    *,
+    now: float,
+    controller: ControllerConfig = _DEFAULT_CONTROLLER,
 ) -> MetricResult:
     """One metric's proposal, or an invalid result carrying the upstream error text.
 
     Upstream: ``HorizontalController.computeReplicasForMetric`` and the
-    computeStatusFor{Pods,Object,External}Metric functions it calls.
+    computeStatusFor{Pods,Object,External,Resource,ContainerResource}Metric functions it calls.
 
     Parameters
     ----------
@@ -170,12 +199,18 @@ def compute_replicas_for_metric(
         The whole observation (scale and pods).
     tolerances:
         Per-direction tolerances.
+    now:
+        Evaluation time, unix seconds (the CPU initialization period is judged against it).
+    controller:
+        kube-controller-manager flags (CPU initialization period, initial readiness delay).
 
     Returns
     -------
     MetricResult
         ``valid`` with a proposal, or invalid with ``error``.
     """
+    if spec.resource is not None:
+        return _resource_metric(spec, sample, observation, tolerances, now, controller)
     spec_replicas = observation.scale.spec_replicas
     status_replicas = observation.scale.status_replicas
     target_milli = to_milli(spec.target.amount)
@@ -258,8 +293,102 @@ def compute_replicas_for_metric(
     )
 
 
+def _resource_metric(
+    spec: MetricSpec,
+    sample: MetricObservation | None,
+    observation: Observation,
+    tolerances: Tolerances,
+    now: float,
+    controller: ControllerConfig,
+) -> MetricResult:
+    """A cpu/memory Resource or ContainerResource metric.
+
+    Upstream: ``computeStatusForResourceMetricGeneric`` with GetResourceReplicas (Utilization)
+    or GetRawResourceReplicas (AverageValue). ``sample.pod_values`` holds each pod's usage (the
+    named container's alone for ContainerResource) in cores or bytes; it is converted to
+    milli-units as metrics-server's quantities are (``to_milli``).
+    """
+    resource = spec.resource
+    assert resource is not None
+    utilization_target = spec.target.type == "Utilization"
+    # Upstream: "failed to get cpu utilization: ..." / "failed to get cpu usage: ...".
+    prefix = f"failed to get {resource} {'utilization' if utilization_target else 'usage'}"
+    fetch = f"{prefix}: unable to get metrics for resource {resource}"
+    if sample is None:
+        return _failure(spec, f"{fetch}: no observation for this metric")
+    if sample.error is not None:
+        return _failure(spec, f"{fetch}: {sample.error}")
+    if sample.pod_values is None:
+        return _failure(spec, f"{fetch}: expected per-pod values for a {spec.type} metric")
+    huge = [name for name, value in sample.pod_values.items() if _finite(value) and not in_range(value)]
+    if huge:
+        return _failure(
+            spec,
+            f"{fetch}: pod {huge[0]} reported {sample.pod_values[huge[0]]:g}, "
+            f"beyond the supported magnitude {MAX_OBSERVATION:g}",
+        )
+    if observation.pods is None:
+        # Requests and readiness come from the pods: a Resource metric cannot do without them.
+        return _failure(spec, f"{prefix}: unable to get pods while calculating replica count: none listed")
+    cpu: CpuReadiness | None = None
+    if resource == "cpu":
+        if sample.timestamp is None or sample.window_seconds is None:
+            return _failure(spec, f"{fetch}: a cpu sample needs its timestamp and window")
+        cpu = CpuReadiness(
+            evaluation_time=now,
+            sample_timestamp=sample.timestamp,
+            sample_window_seconds=sample.window_seconds,
+            initialization_period_seconds=controller.cpu_initialization_period_seconds,
+            initial_readiness_delay_seconds=controller.initial_readiness_delay_seconds,
+        )
+    # Non-finite samples (Prometheus NaN/Inf) are dropped: the pod then counts as missing.
+    metrics = {name: to_milli(value) for name, value in sample.pod_values.items() if _finite(value)}
+    spec_replicas = observation.scale.spec_replicas
+    if utilization_target:
+        target_utilization = spec.target.average_utilization
+        assert target_utilization is not None
+        result = get_resource_replicas(
+            metrics,
+            observation.pods,
+            spec_replicas,
+            target_utilization,
+            resource,
+            spec.container,
+            tolerances,
+            cpu,
+        )
+        if result.error is not None or result.replicas is None or result.utilization is None:
+            return _failure(spec, f"{prefix}: {result.error or 'no proposal'}")
+        assert result.raw_average_milli is not None
+        return MetricResult(
+            name=spec.name,
+            current=float(result.utilization),
+            target=spec.target.amount,
+            proposal=result.replicas,
+            valid=True,
+            average_value=result.raw_average_milli / 1000.0,
+        )
+    plain = calc_plain_metric_replicas(
+        metrics, observation.pods, spec_replicas, to_milli(spec.target.amount), tolerances, cpu
+    )
+    if plain.error is not None or plain.replicas is None or plain.usage_milli is None:
+        return _failure(spec, f"{prefix}: {plain.error or 'no proposal'}")
+    return MetricResult(
+        name=spec.name,
+        current=plain.usage_milli / 1000.0,
+        target=spec.target.amount,
+        proposal=plain.replicas,
+        valid=True,
+    )
+
+
 def compute_replicas_for_metrics(
-    rule: Rule, observation: Observation, tolerances: Tolerances
+    rule: Rule,
+    observation: Observation,
+    tolerances: Tolerances,
+    *,
+    now: float,
+    controller: ControllerConfig = _DEFAULT_CONTROLLER,
 ) -> MetricsOutcome:
     """The maximum proposal over valid metrics, with upstream's invalid-metric rules.
 
@@ -275,6 +404,10 @@ def compute_replicas_for_metrics(
         Scale, pods and samples.
     tolerances:
         Per-direction tolerances.
+    now:
+        Evaluation time, unix seconds.
+    controller:
+        kube-controller-manager flags.
 
     Returns
     -------
@@ -290,13 +423,15 @@ def compute_replicas_for_metrics(
     invalid_message = ""
     first_error = ""
     for spec in rule.metrics:
-        result = compute_replicas_for_metric(spec, samples.get(spec.name), observation, tolerances)
+        result = compute_replicas_for_metric(
+            spec, samples.get(spec.name), observation, tolerances, now=now, controller=controller
+        )
         results.append(result)
         if not result.valid or result.proposal is None:
             if invalid_count == 0:
                 invalid_reason = reasons.failed_get_metric_reason(spec.type)
                 invalid_message = reasons.unable_to_compute_message(result.error or "")
-                first_error = f"failed to get {spec.type.lower()} metric value: {result.error}"
+                first_error = failed_metric_value_error(spec, result.error or "")
             invalid_count += 1
             continue
         if replicas == 0 or result.proposal > replicas:
@@ -322,6 +457,7 @@ __all__ = [
     "MetricsOutcome",
     "compute_replicas_for_metric",
     "compute_replicas_for_metrics",
+    "failed_metric_value_error",
     "get_usage_ratio_replica_count",
     "in_range",
     "metric_description",

@@ -18,6 +18,8 @@ SCALING_DISABLED = "ScalingDisabled"
 FAILED_GET_PODS_METRIC = "FailedGetPodsMetric"
 FAILED_GET_OBJECT_METRIC = "FailedGetObjectMetric"
 FAILED_GET_EXTERNAL_METRIC = "FailedGetExternalMetric"
+FAILED_GET_RESOURCE_METRIC = "FailedGetResourceMetric"
+FAILED_GET_CONTAINER_RESOURCE_METRIC = "FailedGetContainerResourceMetric"
 # ScalingLimited
 TOO_FEW_REPLICAS = "TooFewReplicas"
 TOO_MANY_REPLICAS = "TooManyReplicas"
@@ -54,6 +56,8 @@ _FAILED_GET = {
     "Pods": FAILED_GET_PODS_METRIC,
     "Object": FAILED_GET_OBJECT_METRIC,
     "External": FAILED_GET_EXTERNAL_METRIC,
+    "Resource": FAILED_GET_RESOURCE_METRIC,
+    "ContainerResource": FAILED_GET_CONTAINER_RESOURCE_METRIC,
 }
 
 
