@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ampscaler.errors import MetricQueryError
-from ampscaler.model import MetricSpec, ResourceName, ResourceSeries
+from ampscaler.model import MetricSpec, ResourceName, ResourceSeries, ScaleTargetRef
 from ampscaler.rule.limits import MAX_WINDOW_SECONDS as RULE_MAX_WINDOW_SECONDS
 
 DEFAULT_CPU_METRIC = "container_cpu_usage_seconds_total"
@@ -140,6 +140,8 @@ def default_query(
     pods: Sequence[str] | None,
     series: ResolvedSeries = STACK_DEFAULT_SERIES,
     container: str | None = None,
+    *,
+    pod_pattern: str | None = None,
 ) -> str:
     """The documented usage query of one resource, one series per pod (docs/rules.md, "Resource metrics").
 
@@ -156,6 +158,8 @@ def default_query(
         Series and label names, and the CPU rate window.
     container
         ContainerResource: the one container whose usage counts.
+    pod_pattern
+        An RE2 pattern for the pod names instead of ``pods`` (backtests, which have no pod list).
 
     Returns
     -------
@@ -172,7 +176,9 @@ def default_query(
     if problems:
         raise MetricQueryError("; ".join(f"series {name}: {what}" for name, what in problems))
     matchers = [f"{series.namespace_label}={promql_string(namespace)}"]
-    if pods is not None and names_pods(pods):
+    if pod_pattern is not None:
+        matchers.append(f"{series.pod_label}=~{promql_string(pod_pattern)}")
+    elif pods is not None and names_pods(pods):
         matchers.append(f"{series.pod_label}=~{promql_string(pod_regex(pods))}")
     if container is not None:
         matchers.append(f"{series.container_label}={promql_string(container)}")
@@ -224,3 +230,48 @@ def resource_query(
     container = spec.container if spec.type == "ContainerResource" else None
     query = default_query(spec.resource, namespace, pods, series, container)
     return ResourceQuery(query, series.pod_label, window, names_pods=names_pods(pods))
+
+
+def workload_pod_pattern(kind: str, workload: str) -> str:
+    """The names the workload's pods get, as an RE2 pattern.
+
+    A Deployment's pods are ``<name>-<pod-template-hash (up to 10)>-<5 characters>``, a
+    StatefulSet's ``<name>-<ordinal>``; any other kind: ``<name>-`` and anything.
+    """
+    name = _REGEX_META.sub(r"\\\1", workload)
+    if kind == "Deployment":
+        return name + "-[a-z0-9]{1,10}-[a-z0-9]{5}"
+    if kind == "StatefulSet":
+        return name + "-[0-9]+"
+    return name + "-.+"
+
+
+def backtest_query(
+    spec: MetricSpec, target: ScaleTargetRef, stack: ResolvedSeries = STACK_DEFAULT_SERIES
+) -> ResourceQuery:
+    """The history query of a Resource/ContainerResource metric for a backtest.
+
+    History has no pod list, so the default query selects the pods named as the target's
+    controller names them (``workload_pod_pattern``); a rule's own query runs as written.
+
+    Raises
+    ------
+    MetricQueryError
+        When ``spec`` is not a Resource/ContainerResource metric or a name is invalid.
+    """
+    if spec.type not in ("Resource", "ContainerResource") or spec.resource is None:
+        raise MetricQueryError(f"metric {spec.name!r} is not a Resource or ContainerResource metric")
+    series = resolve_series(spec.series, stack)
+    window = series.window_seconds if spec.resource == "cpu" else None
+    if spec.query.strip():
+        return ResourceQuery(spec.query, series.pod_label, window, names_pods=False)
+    container = spec.container if spec.type == "ContainerResource" else None
+    query = default_query(
+        spec.resource,
+        target.namespace,
+        None,
+        series,
+        container,
+        pod_pattern=workload_pod_pattern(target.kind, target.name),
+    )
+    return ResourceQuery(query, series.pod_label, window, names_pods=False)
