@@ -224,7 +224,8 @@ def test_parse_decide_input_rule_may_omit_cluster() -> None:
             lambda d: d["controller"].update(tolerance=-1, flag=1),
             [
                 "controller.flag: unknown field (expected one of: tolerance, downscaleStabilizationSeconds, "
-                "scaleUpLimitFactor, scaleUpLimitMinimum)",
+                "scaleUpLimitFactor, scaleUpLimitMinimum, cpuInitializationPeriodSeconds, "
+                "initialReadinessDelaySeconds)",
                 "controller.tolerance: must be >= 0 and < 1, got -1",
             ],
             id="bad-controller",

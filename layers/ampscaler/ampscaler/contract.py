@@ -15,6 +15,7 @@ from typing import Any, Final, Literal, cast
 from ampscaler.engine.decide import decide
 from ampscaler.engine.types import (
     Condition,
+    ContainerInfo,
     ControllerConfig,
     Decision,
     EngineState,
@@ -32,6 +33,8 @@ from ampscaler.model import Rule
 from ampscaler.policy import MAX_INT32, REPLAY_POLICY
 from ampscaler.rule import (
     MAX_NUMBER,
+    RESOURCE_METRIC_TYPES,
+    RESOURCE_NAMES,
     ErrorList,
     build_rule,
     child_path,
@@ -46,9 +49,19 @@ MODES: Final[tuple[Mode, ...]] = ("active", "dryRun", "paused")
 
 INPUT_FIELDS: Final = ("rule", "now", "scale", "pods", "metrics", "state", "controller")
 SCALE_FIELDS: Final = ("specReplicas", "statusReplicas")
-POD_FIELDS: Final = ("name", "phase", "ready", "deleting")
+POD_FIELDS: Final = (
+    "name",
+    "phase",
+    "ready",
+    "deleting",
+    "startTime",
+    "readyTransitionTime",
+    "requests",
+    "containers",
+)
+CONTAINER_FIELDS: Final = ("name", "requests")
 POD_PHASES: Final[tuple[PodPhase, ...]] = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
-OBSERVATION_FIELDS: Final = ("name", "value", "podValues", "error")
+OBSERVATION_FIELDS: Final = ("name", "value", "podValues", "error", "timestamp", "windowSeconds")
 STATE_FIELDS: Final = (
     "recommendations",
     "scaleUpEvents",
@@ -61,11 +74,15 @@ CONTROLLER_FIELDS: Final = (
     "downscaleStabilizationSeconds",
     "scaleUpLimitFactor",
     "scaleUpLimitMinimum",
+    "cpuInitializationPeriodSeconds",
+    "initialReadinessDelaySeconds",
 )
 # Unix seconds up to the year 5138: far beyond any real clock, far below float trouble.
 MAX_TIME: Final = 1e11
 # --horizontal-pod-autoscaler-downscale-stabilization: a week is far beyond any real setting.
 MAX_DOWNSCALE_STABILIZATION_SECONDS: Final = 7 * 24 * 3600
+# --horizontal-pod-autoscaler-cpu-initialization-period / -initial-readiness-delay: same bound.
+MAX_CPU_READINESS_SECONDS: Final = 7 * 24 * 3600
 # Key order of the output document (the issue's example order, then the audit flags).
 OUTPUT_FIELDS: Final = (
     "desiredReplicas",
@@ -143,8 +160,11 @@ def parse_decide_input(doc: object) -> DecideInput:
     scale = _scale(raw["scale"], "scale", errors) if "scale" in raw else None
     pods = _pods(raw["pods"], "pods", errors) if "pods" in raw else None
     metrics = _observations(raw["metrics"], "metrics", errors, rule) if "metrics" in raw else None
-    if rule is not None and "pods" not in raw and any(m.type == "Pods" for m in rule.metrics):
-        errors.add("pods", "required when the rule has a Pods metric", "list the pods the target selects")
+    per_pod = [m.type for m in rule.metrics if m.type in ("Pods", *RESOURCE_METRIC_TYPES)] if rule else []
+    if per_pod and "pods" not in raw:
+        errors.add(
+            "pods", f"required when the rule has a {per_pod[0]} metric", "list the pods the target selects"
+        )
     state = None
     if "state" in raw and raw["state"] is not None:
         state = _state(raw["state"], "state", errors)
@@ -195,12 +215,21 @@ def _pods(value: object, path: str, errors: ErrorList) -> tuple[PodInfo, ...] | 
         raw = errors.mapping(item, at, POD_FIELDS, required=("name",))
         if raw is None:
             continue
+        m = len(errors.items)
         name = errors.string(raw["name"], child_path(at, "name")) if "name" in raw else None
         phase = (
             errors.choice(raw["phase"], child_path(at, "phase"), POD_PHASES) if "phase" in raw else "Running"
         )
         ready = errors.boolean(raw["ready"], child_path(at, "ready")) if "ready" in raw else True
         deleting = errors.boolean(raw["deleting"], child_path(at, "deleting")) if "deleting" in raw else False
+        start = _optional_time(raw, "startTime", at, errors)
+        ready_since = _optional_time(raw, "readyTransitionTime", at, errors)
+        requests = _requests(raw["requests"], child_path(at, "requests"), errors) if "requests" in raw else {}
+        containers = (
+            _containers(raw["containers"], child_path(at, "containers"), errors)
+            if "containers" in raw
+            else ()
+        )
         if name is not None and name in seen:
             errors.add(
                 child_path(at, "name"),
@@ -209,9 +238,71 @@ def _pods(value: object, path: str, errors: ErrorList) -> tuple[PodInfo, ...] | 
             )
         elif name is not None:
             seen[name] = i
-        if name is not None and phase is not None and ready is not None and deleting is not None:
-            pods.append(PodInfo(name=name, phase=cast(PodPhase, phase), ready=ready, deleting=deleting))
+        if len(errors.items) > m or name is None or phase is None or ready is None or deleting is None:
+            continue
+        assert requests is not None and containers is not None
+        pods.append(
+            PodInfo(
+                name=name,
+                phase=cast(PodPhase, phase),
+                ready=ready,
+                deleting=deleting,
+                start_time=start,
+                ready_transition_time=ready_since,
+                requests=requests,
+                containers=containers,
+            )
+        )
     return tuple(pods) if len(errors.items) == n else None
+
+
+def _optional_time(raw: Mapping[str, Any], key: str, path: str, errors: ErrorList) -> float | None:
+    """A unix time in seconds, or None when absent or null (the API had none)."""
+    if raw.get(key) is None:
+        return None
+    return errors.number(raw[key], child_path(path, key), minimum=0.0, maximum=MAX_TIME)
+
+
+def _requests(value: object, path: str, errors: ErrorList) -> dict[str, float] | None:
+    """``{"cpu": cores, "memory": bytes}``; a resource left out has no request."""
+    raw = errors.mapping(value, path, RESOURCE_NAMES)
+    if raw is None:
+        return None
+    n = len(errors.items)
+    result: dict[str, float] = {}
+    for key in RESOURCE_NAMES:
+        if key in raw:
+            amount = errors.number(raw[key], child_path(path, key), minimum=0.0, maximum=MAX_NUMBER)
+            if amount is not None:
+                result[key] = amount
+    return result if len(errors.items) == n else None
+
+
+def _containers(value: object, path: str, errors: ErrorList) -> tuple[ContainerInfo, ...] | None:
+    if not isinstance(value, list):
+        errors.add(path, f"must be an array of containers, got {json_type(value)}")
+        return None
+    n = len(errors.items)
+    result: list[ContainerInfo] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(value):
+        at = index_path(path, i)
+        raw = errors.mapping(item, at, CONTAINER_FIELDS, required=("name",))
+        if raw is None:
+            continue
+        name = errors.string(raw["name"], child_path(at, "name")) if "name" in raw else None
+        requests = _requests(raw["requests"], child_path(at, "requests"), errors) if "requests" in raw else {}
+        if name is not None and name in seen:
+            errors.add(
+                child_path(at, "name"),
+                f"duplicate container {show(name)}",
+                f"already listed at {index_path(path, seen[name])}",
+            )
+        elif name is not None:
+            seen[name] = i
+        if name is not None and requests is not None:
+            result.append(ContainerInfo(name=name, requests=requests))
+    return tuple(result) if len(errors.items) == n else None
 
 
 def _observations(
@@ -254,12 +345,28 @@ def _observations(
                 )
         kind = present[0]
         if spec is not None and kind != "error":
-            wanted = "podValues" if spec.type == "Pods" else "value"
+            wanted = "podValues" if spec.type in ("Pods", *RESOURCE_METRIC_TYPES) else "value"
             if kind != wanted:
                 errors.add(
                     child_path(at, kind), f"a {spec.type} metric is observed as {wanted}", f"use {wanted}"
                 )
                 continue
+        timestamp, window = _sample_time(raw, at, errors, kind)
+        if (
+            spec is not None
+            and spec.resource == "cpu"
+            and kind == "podValues"
+            and (timestamp is None or window is None)
+        ):
+            # The HPA's CPU readiness rules compare pod start/readiness times with the sample's.
+            for key in ("timestamp", "windowSeconds"):
+                if key not in raw:
+                    errors.add(
+                        child_path(at, key),
+                        "required for a cpu metric's podValues",
+                        "unix seconds of the samples" if key == "timestamp" else "the rate window in seconds",
+                    )
+            continue
         if name is None:
             continue
         if kind == "error":
@@ -273,7 +380,11 @@ def _observations(
         else:
             pod_values = _pod_values(raw["podValues"], child_path(at, "podValues"), errors)
             if pod_values is not None:
-                result.append(MetricObservation(name=name, pod_values=pod_values))
+                result.append(
+                    MetricObservation(
+                        name=name, pod_values=pod_values, timestamp=timestamp, window_seconds=window
+                    )
+                )
     if rule is not None:
         for spec in rule.metrics:
             if spec.name not in seen:
@@ -283,6 +394,25 @@ def _observations(
                     f'add {{"name": "{spec.name}", "error": "..."}} if its query failed',
                 )
     return tuple(result) if len(errors.items) == n else None
+
+
+def _sample_time(
+    raw: Mapping[str, Any], path: str, errors: ErrorList, kind: str
+) -> tuple[float | None, float | None]:
+    """``timestamp`` and ``windowSeconds`` of a podValues observation (None when absent)."""
+    timestamp = window = None
+    for key in ("timestamp", "windowSeconds"):
+        if key not in raw:
+            continue
+        if kind != "podValues":
+            errors.add(child_path(path, key), "only applies with podValues", "remove it")
+            continue
+        number = errors.number(raw[key], child_path(path, key), minimum=0.0, maximum=MAX_TIME)
+        if key == "timestamp":
+            timestamp = number
+        else:
+            window = number
+    return timestamp, window
 
 
 def _pod_values(value: object, path: str, errors: ErrorList) -> dict[str, float] | None:
@@ -339,13 +469,43 @@ def _controller(value: object, path: str, errors: ErrorList) -> ControllerConfig
         if "scaleUpLimitMinimum" in raw
         else defaults.scale_up_limit_minimum
     )
-    if len(errors.items) > n or tolerance is None or window is None or factor is None or minimum is None:
+    initialization = (
+        errors.integer(
+            raw["cpuInitializationPeriodSeconds"],
+            child_path(path, "cpuInitializationPeriodSeconds"),
+            minimum=0,
+            maximum=MAX_CPU_READINESS_SECONDS,
+        )
+        if "cpuInitializationPeriodSeconds" in raw
+        else defaults.cpu_initialization_period_seconds
+    )
+    delay = (
+        errors.integer(
+            raw["initialReadinessDelaySeconds"],
+            child_path(path, "initialReadinessDelaySeconds"),
+            minimum=0,
+            maximum=MAX_CPU_READINESS_SECONDS,
+        )
+        if "initialReadinessDelaySeconds" in raw
+        else defaults.initial_readiness_delay_seconds
+    )
+    if (
+        len(errors.items) > n
+        or tolerance is None
+        or window is None
+        or factor is None
+        or minimum is None
+        or initialization is None
+        or delay is None
+    ):
         return None
     return ControllerConfig(
         tolerance=tolerance,
         downscale_stabilization_seconds=window,
         scale_up_limit_factor=factor,
         scale_up_limit_minimum=minimum,
+        cpu_initialization_period_seconds=initialization,
+        initial_readiness_delay_seconds=delay,
     )
 
 
@@ -476,6 +636,9 @@ def _metric_result_to_dict(result: MetricResult) -> dict[str, Any]:
         "proposal": None if result.proposal is None else int(result.proposal),
         "valid": bool(result.valid),
     }
+    if result.average_value is not None:
+        # Utilization targets only: the raw per-pod usage behind the percentage in ``current``.
+        out["averageValue"] = _float(result.average_value)
     if result.error is not None:
         out["error"] = result.error
     return out
@@ -530,12 +693,23 @@ def decide_input_to_dict(value: DecideInput) -> dict[str, Any]:
     default explicit, through ``rule_to_document``).
     """
     obs = value.observation
+    # Fields added for Resource metrics are written only for rules that have one, or when they
+    # hold something: documents of other rules keep the shape (and bytes) they always had.
+    resource_rule = any(m.resource is not None for m in value.rule.metrics)
     metrics: list[dict[str, Any]] = []
     for m in obs.metrics:
         if m.error is not None:
             metrics.append({"name": m.name, "error": m.error})
         elif m.pod_values is not None:
-            metrics.append({"name": m.name, "podValues": {k: float(v) for k, v in m.pod_values.items()}})
+            entry: dict[str, Any] = {
+                "name": m.name,
+                "podValues": {k: float(v) for k, v in m.pod_values.items()},
+            }
+            if m.timestamp is not None:
+                entry["timestamp"] = float(m.timestamp)
+            if m.window_seconds is not None:
+                entry["windowSeconds"] = float(m.window_seconds)
+            metrics.append(entry)
         else:
             metrics.append({"name": m.name, "value": None if m.value is None else float(m.value)})
     doc: dict[str, Any] = {
@@ -544,9 +718,7 @@ def decide_input_to_dict(value: DecideInput) -> dict[str, Any]:
         "scale": {"specReplicas": obs.scale.spec_replicas, "statusReplicas": obs.scale.status_replicas},
     }
     if obs.pods is not None:
-        doc["pods"] = [
-            {"name": p.name, "phase": p.phase, "ready": p.ready, "deleting": p.deleting} for p in obs.pods
-        ]
+        doc["pods"] = [_pod_to_dict(p, resource_rule) for p in obs.pods]
     doc["metrics"] = metrics
     doc["state"] = None if value.state is None else state_to_dict(value.state)
     c = value.controller
@@ -556,7 +728,37 @@ def decide_input_to_dict(value: DecideInput) -> dict[str, Any]:
         "scaleUpLimitFactor": float(c.scale_up_limit_factor),
         "scaleUpLimitMinimum": float(c.scale_up_limit_minimum),
     }
+    defaults = ControllerConfig()
+    if (
+        resource_rule
+        or c.cpu_initialization_period_seconds != defaults.cpu_initialization_period_seconds
+        or c.initial_readiness_delay_seconds != defaults.initial_readiness_delay_seconds
+    ):
+        doc["controller"]["cpuInitializationPeriodSeconds"] = int(c.cpu_initialization_period_seconds)
+        doc["controller"]["initialReadinessDelaySeconds"] = int(c.initial_readiness_delay_seconds)
     return doc
+
+
+def _requests_to_dict(requests: Mapping[str, float]) -> dict[str, float]:
+    return {key: float(requests[key]) for key in RESOURCE_NAMES if key in requests}
+
+
+def _pod_to_dict(pod: PodInfo, explicit: bool) -> dict[str, Any]:
+    """One pod; the Resource-metric fields when ``explicit`` or when set (null/{}/[] otherwise left out)."""
+    out: dict[str, Any] = {"name": pod.name, "phase": pod.phase, "ready": pod.ready, "deleting": pod.deleting}
+    if explicit or pod.start_time is not None:
+        out["startTime"] = None if pod.start_time is None else float(pod.start_time)
+    if explicit or pod.ready_transition_time is not None:
+        out["readyTransitionTime"] = (
+            None if pod.ready_transition_time is None else float(pod.ready_transition_time)
+        )
+    if explicit or pod.requests:
+        out["requests"] = _requests_to_dict(pod.requests)
+    if explicit or pod.containers:
+        out["containers"] = [
+            {"name": c.name, "requests": _requests_to_dict(c.requests)} for c in pod.containers
+        ]
+    return out
 
 
 def dumps(obj: object) -> str:
