@@ -726,9 +726,10 @@ def build_decide_input(
         },
     }
     if pods is not None:
-        doc["pods"] = [
-            {"name": p.name, "phase": p.phase, "ready": p.ready, "deleting": p.deleting} for p in pods
-        ]
+        # Resource metrics also need each pod's start/Ready times and requests (docs/decide.md);
+        # other rules' documents keep their shape.
+        resource_rule = any(m.resource is not None for m in rule.metrics)
+        doc["pods"] = [_pod_document(p, resource_rule) for p in pods]
     metrics: list[dict[str, Any]] = []
     for obs in observations:
         item: dict[str, Any] = {"name": obs.name}
@@ -736,11 +737,27 @@ def build_decide_input(
             item["error"] = obs.error
         elif obs.pod_values is not None:
             item["podValues"] = dict(obs.pod_values)
+            # Resource metrics: the samples' time and window, which the HPA's CPU rules read.
+            if obs.timestamp is not None:
+                item["timestamp"] = obs.timestamp
+            if obs.window_seconds is not None:
+                item["windowSeconds"] = obs.window_seconds
         else:
             item["value"] = obs.value
         metrics.append(item)
     doc["metrics"] = metrics
     doc["state"] = None if state is None else contract.state_to_dict(state)
+    return doc
+
+
+def _pod_document(pod: PodInfo, resource_rule: bool) -> dict[str, Any]:
+    """One ``pods[]`` entry of the decide input; the Resource-metric fields for rules that have one."""
+    doc: dict[str, Any] = {"name": pod.name, "phase": pod.phase, "ready": pod.ready, "deleting": pod.deleting}
+    if resource_rule:
+        doc["startTime"] = pod.start_time
+        doc["readyTransitionTime"] = pod.ready_transition_time
+        doc["requests"] = dict(pod.requests)
+        doc["containers"] = [{"name": c.name, "requests": dict(c.requests)} for c in pod.containers]
     return doc
 
 
