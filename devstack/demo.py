@@ -390,7 +390,9 @@ HEADER = f"{'TIME':>5}  {'DEMAND':>8}  {'TARGETS':>11}  {'READY':>5}  {'REPLICAS
 
 def format_tick(row: TickRow) -> str:
     """One live line: time, demand, per-pod value/target, ready pods, current -> desired, reason."""
-    minutes, seconds = divmod(round(row.elapsed), 60)
+    # A slot may start a moment before the traffic does: shown as -00:01, not -1:59.
+    sign = "-" if round(row.elapsed) < 0 else ""
+    minutes, seconds = divmod(abs(round(row.elapsed)), 60)
     if row.percent:
         value = "<unknown>" if row.value is None else f"{row.value:.0f}%"
         targets = f"{value}/{row.target:g}%"
@@ -401,7 +403,7 @@ def format_tick(row: TickRow) -> str:
         demand = f"{row.demand:>5.1f}{row.demand_unit}"
     replicas = f"{row.current} -> {row.desired}"
     mark = "  (scaled)" if row.patched else ""
-    return f"{minutes:02d}:{seconds:02d}  {demand:>8}  {targets:>11}  {row.ready:>5}  {replicas:>8}  {row.reason}{mark}"
+    return f"{sign}{minutes:02d}:{seconds:02d}  {demand:>8}  {targets:>11}  {row.ready:>5}  {replicas:>8}  {row.reason}{mark}"
 
 
 def tick_row(
