@@ -263,12 +263,9 @@ def metric_rows(result: Explanation) -> list[dict[str, Any]]:
             {
                 "name": spec.name,
                 "type": spec.type,
-                "resource": spec.resource,
                 "query": result.queries[index] if index < len(result.queries) else spec.query,
                 "observed": dict(obs.pod_values) if obs.pod_values is not None else obs.value,
                 "value": engine.current if engine else None,
-                # Utilization targets: the raw per-pod usage (cores or bytes) behind the percentage.
-                "averageValue": engine.average_value if engine else None,
                 "target": {"type": spec.target.type, "value": spec.target.amount},
                 "proposal": engine.proposal if engine else None,
                 "valid": engine.valid if engine else False,
@@ -276,6 +273,11 @@ def metric_rows(result: Explanation) -> list[dict[str, Any]]:
                 "samplesProcessed": measured.stats.samples_processed,
             }
         )
+        if spec.type in ("Resource", "ContainerResource"):
+            # Which resource, and for Utilization targets the raw per-pod usage (cores or bytes)
+            # behind the percentage; other metrics' rows keep their keys.
+            rows[-1]["resource"] = spec.resource
+            rows[-1]["averageValue"] = engine.average_value if engine else None
     return rows
 
 
