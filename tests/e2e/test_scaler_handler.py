@@ -64,13 +64,30 @@ def write_per_pod(stack: LocalStack, metric: str, namespace: str, per_pod: float
     return pods
 
 
+# Why a slot may not run on a loaded machine although the test did nothing wrong: it reached
+# the handler after its end (late) or the fence call missed the slot's deadline (stateStore).
+# Nothing was done in either case, so running the next slot instead is what a test meant.
+SLOW_MACHINE_DROPS = ("late", "stateStore")
+
+
 def invoke(handler: Any, request_id: str | None = None, scheduled: float | None = None) -> dict[str, Any]:
-    at = time.time() if scheduled is None else scheduled
-    event = {
-        "shardIndex": 0,
-        "scheduledTime": datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z"),
-    }
-    result: dict[str, Any] = handler.lambda_handler(event, LambdaContext(request_id or str(uuid.uuid4())))
+    """Invoke the handler with a schedule event for ``scheduled`` (default: the current slot).
+
+    Without ``scheduled`` the test means "the current slot, whichever it is": a slot the loaded
+    machine reached too late to run is replaced by the next one (at most twice), so no test
+    depends on the handler starting within a slot's first second.
+    """
+    for _ in range(3):
+        at = time.time() if scheduled is None else scheduled
+        event = {
+            "shardIndex": 0,
+            "scheduledTime": datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z"),
+        }
+        result: dict[str, Any] = handler.lambda_handler(event, LambdaContext(request_id or str(uuid.uuid4())))
+        ticks = result.get("ticks") or []
+        if scheduled is not None or not any(t.get("dropped") in SLOW_MACHINE_DROPS for t in ticks):
+            return result
+        next_slot()
     return result
 
 

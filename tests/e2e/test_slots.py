@@ -27,6 +27,7 @@ from devstack.stack import STATE_TABLE, LocalStack
 from tests.e2e.conftest import LambdaContext, load_handler, log_records
 from tests.e2e.test_scaler_handler import (
     FAST,
+    SLOW_MACHINE_DROPS,
     check_sample,
     invoke,
     next_slot,
@@ -166,14 +167,17 @@ def test_duplicate_delivery_of_a_slot_acts_once(
     ns, name, metric = "slots-dup", "api", "e2e_slots_dup_rps"
     setup(local_stack, ns, name, metric, per_pod=30.0)
     handler = load_handler("scaler")
-    next_slot()
-    slot = current_slot()
-
-    first = handler.lambda_handler(slot_event(slot), LambdaContext())
+    for _ in range(3):  # a slot the loaded machine reached too late is replaced by the next
+        next_slot()
+        slot = current_slot()
+        first = handler.lambda_handler(slot_event(slot), LambdaContext())
+        if first["ticks"][0]["dropped"] not in SLOW_MACHINE_DROPS:
+            break
     second = handler.lambda_handler(slot_event(slot), LambdaContext())
 
     assert first["ticks"][0]["dropped"] is None and first["ticks"][0]["evaluated"] == 1
-    assert second["ticks"][0]["dropped"] == "taken" and second["ticks"][0]["evaluated"] == 0
+    # "taken" by the fence; "late" only when the first run outlasted the slot on a slow machine.
+    assert second["ticks"][0]["dropped"] in ("taken", "late") and second["ticks"][0]["evaluated"] == 0
     assert first["batchItemFailures"] == [] == second["batchItemFailures"]
     assert replicas(local_stack, ns, name) == 6
     assert len(patches(local_stack, ns, name)) == 1
@@ -225,7 +229,9 @@ def test_two_environments_racing_for_one_slot_run_it_once(
         box["thread"].join(timeout=30)
 
     outcomes = sorted(str(box["result"]["dropped"]) for box in boxes)
-    assert outcomes == ["None", "taken"]
+    # One runs; the other finds the fence taken (or, on a loaded machine, reaches the fence
+    # after the slot's deadline and does not try): never both.
+    assert outcomes[0] == "None" and outcomes[1] in ("taken", *SLOW_MACHINE_DROPS), outcomes
     assert replicas(local_stack, ns, name) == 6
     assert len(patches(local_stack, ns, name)) == 1
 
@@ -376,9 +382,14 @@ def test_slot_whose_predecessor_still_holds_the_fence_is_dropped_as_early(
     held = current_slot()
     # Another environment holds the fence past its slot's end (its clock ran ahead, say).
     DynamoDbStateStore(STATE_TABLE).take_fence(0, held.id, held.end + 60, "other", time.time())
-    sleep_until(held.end + 0.05)
-
-    summary = handler.lambda_handler(slot_event(Slot(0, held.index + 1, INTERVAL)), LambdaContext())
+    # Any slot inside the hold is early. One the loaded machine reached too late to try the
+    # fence at all is replaced by the next, as the scheduler would.
+    for later in range(1, 4):
+        slot = Slot(0, held.index + later, INTERVAL)
+        sleep_until(slot.start + 0.05)
+        summary = handler.lambda_handler(slot_event(slot), LambdaContext())
+        if summary["ticks"][0]["dropped"] not in SLOW_MACHINE_DROPS:
+            break
 
     assert summary["ticks"][0]["dropped"] == "early"
     assert patches(local_stack, ns, name) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import tempfile
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from ampscaler.contract import DecideInputError, decide_document, dumps
 from ampscaler.errors import RuleInvalidError
-from ampscaler.importers import ImportInputError, import_manifests, load_manifests
+from ampscaler.importers import ImportInputError, import_manifests, load_adapter_config, load_manifests
 from ampscaler.rule import parse_rule, rule_to_document
 from tests.fuzz.corpus import DECIDE, GOOD_RULE, HPA
 from tests.fuzz.harness import check_all
@@ -135,3 +136,52 @@ def test_any_bytes_through_every_entry_point_are_answered_cleanly(data: bytes) -
     with tempfile.TemporaryDirectory() as tmp:
         crashes = [o for o in check_all(data, Path(tmp)) if not o.clean]
     assert not crashes, crashes
+
+
+_IMPORT_FIXTURES = Path(__file__).resolve().parents[1] / "unit" / "importers" / "fixtures"
+
+
+def _fixture_documents(name: str) -> list[Any]:
+    return [d for d in yaml.safe_load_all((_IMPORT_FIXTURES / name).read_text()) if d is not None]
+
+
+@FUZZ
+@given(
+    st.sampled_from(
+        [
+            *_fixture_documents("hpa-cpu-legacy.yaml"),
+            *_fixture_documents("php-apache-hpa.yaml"),
+            *_fixture_documents("keda-scaledobjects.yaml"),
+        ]
+    ).flatmap(mutated)
+)
+def test_cpu_hpas_and_scaled_objects_convert_or_report_never_an_internal_error(manifest: Any) -> None:
+    try:
+        manifests = load_manifests(yaml.safe_dump(manifest, allow_unicode=True))
+    except ImportInputError:
+        return
+    except (ValueError, UnicodeEncodeError):
+        return
+    for result in import_manifests(manifests, cluster="prod"):
+        assert not result.unexpected, [str(p) for p in result.problems]
+        if result.document is not None:
+            parse_rule(result.document, default_cluster="prod")
+
+
+@FUZZ
+@given(
+    st.sampled_from(
+        [
+            *_fixture_documents("adapter-helmrelease.yaml")[1:],
+            *_fixture_documents("adapter-argocd.yaml"),
+            *_fixture_documents("adapter-configmap.yaml"),
+        ]
+    ).flatmap(mutated)
+)
+def test_adapter_config_sources_load_or_refuse_cleanly(document: Any) -> None:
+    try:
+        text = yaml.safe_dump(document, allow_unicode=True)
+    except (ValueError, UnicodeEncodeError):
+        return
+    with contextlib.suppress(ImportInputError):
+        load_adapter_config(text)

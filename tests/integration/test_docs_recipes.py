@@ -1,4 +1,4 @@
-"""Every shell recipe in docs/decide.md and docs/cli.md, run in a real shell with the tools the docs
+"""Every shell recipe in docs/decide.md, docs/cli.md and docs/migrate.md, run in a real shell with the tools the docs
 name (bash, jq, python, head, ls, diff, cmp) and ``ampscaler`` on PATH, so the docs cannot drift.
 
 - A ```sh block is a recipe: its lines run in one shell, which must exit 0.
@@ -124,7 +124,11 @@ def _transcript(body: list[str]) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-RECIPES = [*parse_recipes(ROOT / "docs" / "decide.md"), *parse_recipes(ROOT / "docs" / "cli.md")]
+RECIPES = [
+    *parse_recipes(ROOT / "docs" / "decide.md"),
+    *parse_recipes(ROOT / "docs" / "cli.md"),
+    *parse_recipes(ROOT / "docs" / "migrate.md"),
+]
 
 
 # ------------------------------------------------------------------------------------ the shell

@@ -8,8 +8,9 @@ decision and its replay through ``ampscaler decide`` are the same bytes. Schema:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Final, Literal, cast
 
 from ampscaler.engine.decide import decide
@@ -739,6 +740,58 @@ def decide_input_to_dict(value: DecideInput) -> dict[str, Any]:
     return doc
 
 
+def build_decide_input(
+    rule: Rule,
+    now: float,
+    scale: ScaleObservation,
+    pods: Sequence[PodInfo] | None,
+    observations: Sequence[MetricObservation],
+    state: EngineState | None,
+    controller: ControllerConfig | None = None,
+) -> DecideInput:
+    """The typed decide input of one evaluation, from the parsed rule and what was observed.
+
+    Shared by the tick, ``ampscaler explain`` and the backtest. Observed numbers are made floats
+    here, as ``parse_decide_input`` makes them, so the logged input document replays to the same
+    decision byte for byte.
+    """
+    metrics = tuple(
+        replace(
+            obs,
+            value=_float_or_none(obs.value),
+            pod_values=None if obs.pod_values is None else {k: float(v) for k, v in obs.pod_values.items()},
+            timestamp=_float_or_none(obs.timestamp),
+            window_seconds=_float_or_none(obs.window_seconds),
+        )
+        for obs in observations
+    )
+    typed_pods = None if pods is None else tuple(_pod_with_floats(p) for p in pods)
+    return DecideInput(
+        rule=rule,
+        observation=Observation(scale=scale, metrics=metrics, pods=typed_pods),
+        state=state,
+        now=float(now),
+        controller=controller if controller is not None else ControllerConfig(),
+    )
+
+
+def _float_or_none(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _pod_with_floats(pod: PodInfo) -> PodInfo:
+    """``pod`` with its times and requests as floats, as ``parse_decide_input`` gives them."""
+    return replace(
+        pod,
+        start_time=_float_or_none(pod.start_time),
+        ready_transition_time=_float_or_none(pod.ready_transition_time),
+        requests={k: float(v) for k, v in pod.requests.items()},
+        containers=tuple(
+            replace(c, requests={k: float(v) for k, v in c.requests.items()}) for c in pod.containers
+        ),
+    )
+
+
 def _requests_to_dict(requests: Mapping[str, float]) -> dict[str, float]:
     return {key: float(requests[key]) for key in RESOURCE_NAMES if key in requests}
 
@@ -777,6 +830,41 @@ def dumps(obj: object) -> str:
 DecideFunction = Callable[[Rule, Observation, EngineState | None, float, ControllerConfig], Decision]
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """One run of the engine and the documents that record it.
+
+    The tick logs these documents, ``ampscaler explain`` prints them and ``ampscaler decide``
+    answers with ``output_document``: one path from a typed input to a logged decision. The
+    documents are serialised only when asked for (a steady tick logs a compact entry instead).
+    """
+
+    input: DecideInput
+    decision: Decision
+
+    @cached_property
+    def input_document(self) -> dict[str, Any]:
+        """The decide input document (``decide_input_to_dict``): what a replay reads."""
+        return decide_input_to_dict(self.input)
+
+    @cached_property
+    def output_document(self) -> dict[str, Any]:
+        """The decide output document (``decision_to_dict``): what a replay prints."""
+        return decision_to_dict(self.decision, rule_mode(self.input.rule))
+
+
+def evaluate(value: DecideInput, engine: DecideFunction | None = None) -> Evaluation:
+    """Run the engine (``engine``: a stand-in for tests) on a typed decide input.
+
+    Callers that observed the values themselves (the tick, ``explain``, the backtest) build the
+    ``DecideInput`` directly; nothing on that path serialises and re-parses. Replay fidelity is a
+    property of ``decide_input_to_dict``/``parse_decide_input``, proven by the round-trip tests.
+    """
+    run = engine or decide
+    decision = run(value.rule, value.observation, value.state, value.now, value.controller)
+    return Evaluation(value, decision)
+
+
 def decide_document(doc: object, engine: DecideFunction | None = None) -> dict[str, Any]:
     """Parse a decide input, run the engine (``engine``: a stand-in for tests), return the output document.
 
@@ -785,18 +873,4 @@ def decide_document(doc: object, engine: DecideFunction | None = None) -> dict[s
     DecideInputError
         When the input is invalid.
     """
-    return decide_with_document(doc, engine)[1]
-
-
-def decide_with_document(
-    doc: object, engine: DecideFunction | None = None
-) -> tuple[Decision, dict[str, Any]]:
-    """Like ``decide_document``, also returning the ``Decision`` the document was made from.
-
-    The scaler tick goes through here, the same path as ``ampscaler decide``, so what it logs as
-    ``output`` is what a replay prints.
-    """
-    value = parse_decide_input(doc)
-    run = engine or decide
-    decision = run(value.rule, value.observation, value.state, value.now, value.controller)
-    return decision, decision_to_dict(decision, rule_mode(value.rule))
+    return evaluate(parse_decide_input(doc), engine).output_document

@@ -2,9 +2,9 @@
 
 The tick is the imperative shell around the pure engine. A slot first takes its shard's fence
 (the slot id is the fencing token), then evaluates every due rule on a bounded worker pool: it
-observes the target (scale, pods) and the rule's metrics through the ports, builds the exact
-``decide`` input document, runs the same contract code path as ``ampscaler decide`` (so every
-logged decision replays byte-for-byte), patches the scale when the decision says so and the fence
+observes the target (scale, pods) and the rule's metrics through the ports, builds the typed
+decide input and runs ``contract.evaluate`` (the path ``explain``, the backtest and ``ampscaler
+decide`` share; the logged documents replay byte for byte), patches the scale when the decision says so and the fence
 is still held, and writes the new state only when it changed in more than a repeated
 recommendation (``engine.history``). Every call an evaluation makes is bounded by the slot's
 deadline, and no worker outlives the slot. One rule's failure is logged and counted, and never
@@ -24,7 +24,12 @@ from typing import Any
 from ampscaler import contract
 from ampscaler.adapters.boto_deadline import deadline_scope
 from ampscaler.engine.history import advance_open_recommendation, compact_history, is_steady
-from ampscaler.engine.types import Decision, EngineState, MetricObservation, PodInfo
+from ampscaler.engine.types import (
+    Decision,
+    EngineState,
+    MetricObservation,
+    PodInfo,
+)
 from ampscaler.errors import (
     AmpscalerError,
     ConflictError,
@@ -91,7 +96,7 @@ class RuleOutcome:
     outcome: str = OUTCOME_NONE
     patched: bool = False
     message: str = ""
-    decision: Mapping[str, Any] | None = None
+    decision: Decision | None = None
     # The state was written (not a steady evaluation), and the full record was logged.
     written: bool = False
     full_record: bool = False
@@ -204,10 +209,12 @@ def restore_steady(stored: StoredState, fence: Fence, rule: Rule, interval_secon
     return replace(stored, engine=advance_open_recommendation(stored.engine, float(due_start)))
 
 
-def decision_summary(
-    decision: Decision, output: Mapping[str, Any], mode: str, patched: bool, now: float
-) -> dict[str, Any]:
-    """The last decision as the state item keeps it for `get` and `describe` (kept small: < 1 KB)."""
+def decision_summary(decision: Decision, mode: str, patched: bool, now: float) -> dict[str, Any]:
+    """The last decision as the state item keeps it for `get` and `describe` (kept small: < 1 KB).
+
+    Built from the typed decision, so a steady evaluation (which logs no full record) never
+    serialises its documents; the numbers are the ones ``decision_to_dict`` writes.
+    """
     return {
         "time": now,
         "from": decision.current_replicas,
@@ -219,25 +226,25 @@ def decision_summary(
         "reason": decision.reason,
         "metrics": [
             {
-                "name": m.get("name"),
-                "current": m.get("current"),
-                "target": m.get("target"),
-                "proposal": m.get("proposal"),
+                "name": m.name,
+                "current": None if m.current is None else float(m.current),
+                "target": float(m.target),
+                "proposal": m.proposal,
                 # Utilization metrics: the raw per-pod usage behind the percentage.
-                **({"averageValue": m["averageValue"]} if m.get("averageValue") is not None else {}),
-                **({"error": str(m["error"])[:_SUMMARY_MESSAGE_CHARS]} if m.get("error") else {}),
+                **({"averageValue": float(m.average_value)} if m.average_value is not None else {}),
+                **({"error": m.error[:_SUMMARY_MESSAGE_CHARS]} if m.error else {}),
             }
-            for m in output.get("metrics", [])
+            for m in decision.metrics
         ],
         "conditions": [
             {
-                "type": c.get("type"),
-                "status": c.get("status"),
-                "reason": c.get("reason"),
+                "type": c.type,
+                "status": c.status,
+                "reason": c.reason,
                 # Cut so the item stays one write unit; the full text is in the decision log.
-                "message": str(c.get("message", ""))[:_SUMMARY_MESSAGE_CHARS],
+                "message": c.message[:_SUMMARY_MESSAGE_CHARS],
             }
-            for c in output.get("conditions", [])
+            for c in decision.conditions
         ],
     }
 
@@ -509,8 +516,10 @@ class Ticker:
         samples_processed = sum(m.stats.samples_processed or 0 for m in measured)
         timings.mark("queryMs", self.clock)
 
-        decide_input = build_decide_input(rule, now, reading, pods, observations, previous.engine)
-        decision, output = contract.decide_with_document(decide_input)
+        evaluation = contract.evaluate(
+            contract.build_decide_input(rule, now, reading.scale, pods, observations, previous.engine)
+        )
+        decision = evaluation.decision
 
         patched = False
         patch_error: ScaleTargetError | None = None
@@ -525,8 +534,12 @@ class Ticker:
                 logger.info("rule %s: scale changed while deciding (409); re-reading once", loaded.name)
                 try:
                     reading = self.ports.targets.read_scale(target, deadline=deadline)
-                    decide_input = build_decide_input(rule, now, reading, pods, observations, previous.engine)
-                    decision, output = contract.decide_with_document(decide_input)
+                    evaluation = contract.evaluate(
+                        contract.build_decide_input(
+                            rule, now, reading.scale, pods, observations, previous.engine
+                        )
+                    )
+                    decision = evaluation.decision
                     if decision.action == "scale":
                         self._patch(target, decision.desired_replicas, reading, deadline)
                         patched = True
@@ -558,7 +571,7 @@ class Ticker:
             )
         self._metric_failure_events(rule, decision, deadline)
 
-        summary = decision_summary(decision, output, mode, patched, now)
+        summary = decision_summary(decision, mode, patched, now)
         steady = (
             not first
             and not patched
@@ -601,9 +614,10 @@ class Ticker:
             "timings": dict(timings.marks),
             "querySamplesProcessed": samples_processed,
             "queryTime": query_at,
-            "input": decide_input,
-            "output": output,
         }
+        if full_record:
+            record["input"] = evaluation.input_document
+            record["output"] = evaluation.output_document
         self.ports.audit.decision(record, decision, rule, full=full_record)
         new_state = StoredState(
             engine=compact_history(new_engine),
@@ -626,10 +640,17 @@ class Ticker:
         if patch_error is not None:
             self.ports.audit.evaluation_error(loaded.name, str(patch_error))
             return RuleOutcome(
-                loaded.name, "error", record["outcome"], False, str(patch_error), output, write, full_record
+                loaded.name, "error", record["outcome"], False, str(patch_error), decision, write, full_record
             )
         return RuleOutcome(
-            loaded.name, "evaluated", record["outcome"], patched, decision.reason, output, write, full_record
+            loaded.name,
+            "evaluated",
+            record["outcome"],
+            patched,
+            decision.reason,
+            decision,
+            write,
+            full_record,
         )
 
     def _patch(self, target: Any, replicas: int, reading: ScaleReading, deadline: float) -> None:
@@ -706,59 +727,6 @@ def fill_empty_pods(
         return observation
     values = {p.name: spec.empty_as for p in pods if not p.deleting and p.phase != "Failed"}
     return replace(observation, pod_values=values)
-
-
-def build_decide_input(
-    rule: Rule,
-    now: float,
-    reading: ScaleReading,
-    pods: Sequence[PodInfo] | None,
-    observations: Sequence[MetricObservation],
-    state: EngineState | None,
-) -> dict[str, Any]:
-    """The ``decide`` contract input document for one evaluation (what the audit log records)."""
-    doc: dict[str, Any] = {
-        "rule": rule.source,
-        "now": now,
-        "scale": {
-            "specReplicas": reading.scale.spec_replicas,
-            "statusReplicas": reading.scale.status_replicas,
-        },
-    }
-    if pods is not None:
-        # Resource metrics also need each pod's start/Ready times and requests (docs/decide.md);
-        # other rules' documents keep their shape.
-        resource_rule = any(m.resource is not None for m in rule.metrics)
-        doc["pods"] = [_pod_document(p, resource_rule) for p in pods]
-    metrics: list[dict[str, Any]] = []
-    for obs in observations:
-        item: dict[str, Any] = {"name": obs.name}
-        if obs.error is not None:
-            item["error"] = obs.error
-        elif obs.pod_values is not None:
-            item["podValues"] = dict(obs.pod_values)
-            # Resource metrics: the samples' time and window, which the HPA's CPU rules read.
-            if obs.timestamp is not None:
-                item["timestamp"] = obs.timestamp
-            if obs.window_seconds is not None:
-                item["windowSeconds"] = obs.window_seconds
-        else:
-            item["value"] = obs.value
-        metrics.append(item)
-    doc["metrics"] = metrics
-    doc["state"] = None if state is None else contract.state_to_dict(state)
-    return doc
-
-
-def _pod_document(pod: PodInfo, resource_rule: bool) -> dict[str, Any]:
-    """One ``pods[]`` entry of the decide input; the Resource-metric fields for rules that have one."""
-    doc: dict[str, Any] = {"name": pod.name, "phase": pod.phase, "ready": pod.ready, "deleting": pod.deleting}
-    if resource_rule:
-        doc["startTime"] = pod.start_time
-        doc["readyTransitionTime"] = pod.ready_transition_time
-        doc["requests"] = dict(pod.requests)
-        doc["containers"] = [{"name": c.name, "requests": dict(c.requests)} for c in pod.containers]
-    return doc
 
 
 def without_scale_events(new: EngineState, previous: EngineState | None) -> EngineState:

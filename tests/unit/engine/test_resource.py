@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ampscaler.engine.decide import decide
 from ampscaler.engine.pods import (
@@ -1047,6 +1049,13 @@ def test_container_resource_failure_names_the_container() -> None:
             id="single-value",
         ),
         pytest.param(
+            MetricObservation(name="cpu", pod_values={"a": -0.5}, timestamp=NOW, window_seconds=60),
+            (PodInfo(name="a"),),
+            "failed to get cpu utilization: unable to get metrics for resource cpu: "
+            "pod a reported a negative usage -0.5",
+            id="negative-usage",
+        ),
+        pytest.param(
             MetricObservation(name="cpu", pod_values={"a": 1e301}, timestamp=NOW, window_seconds=60),
             (PodInfo(name="a"),),
             "failed to get cpu utilization: unable to get metrics for resource cpu: pod a reported 1e+301, "
@@ -1083,3 +1092,56 @@ def test_resource_metrics_take_no_part_in_activation() -> None:
     )
     decision = decide(rule, Observation(ScaleObservation(1, 1), samples, pods), None, NOW)
     assert decision.desired_replicas == 0
+
+
+# ----------------------------------------------------------------------------- properties
+
+_usage = st.one_of(st.floats(min_value=0, max_value=1e300), st.just(float("nan")), st.just(float("inf")))
+_request = st.fixed_dictionaries({}, optional={"cpu": st.floats(0, 1e15), "memory": st.floats(0, 1e15)})
+_time = st.one_of(st.none(), st.floats(min_value=0, max_value=2 * NOW))
+
+
+@st.composite
+def _resource_cases(draw: st.DrawFn) -> tuple[MetricSpec, MetricObservation, Observation]:
+    names = draw(st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), unique=True, max_size=5))
+    pods = tuple(
+        PodInfo(
+            name=name,
+            phase=draw(st.sampled_from(["Pending", "Running", "Succeeded", "Failed", "Unknown"])),
+            ready=draw(st.booleans()),
+            deleting=draw(st.booleans()),
+            start_time=draw(_time),
+            ready_transition_time=draw(_time),
+            requests=draw(_request),
+            containers=tuple(
+                ContainerInfo(c, draw(_request))
+                for c in draw(st.lists(st.sampled_from(["app", "proxy"]), unique=True))
+            ),
+        )
+        for name in names
+    )
+    values = draw(st.dictionaries(st.sampled_from(["a", "b", "c", "x"]), _usage, max_size=4))
+    sample = MetricObservation("cpu", pod_values=values, timestamp=draw(_time), window_seconds=draw(_time))
+    resource: ResourceName = "cpu" if draw(st.booleans()) else "memory"
+    container = draw(st.sampled_from([None, "app"]))
+    if draw(st.booleans()):
+        spec = resource_spec(resource, container, utilization=draw(st.integers(1, 2**31 - 1)))
+    else:
+        spec = resource_spec(resource, container, average_value=draw(st.floats(1e-6, 1e15)))
+    current = draw(st.integers(0, 2**31 - 1))
+    return spec, sample, Observation(ScaleObservation(current, current), (sample,), pods)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_resource_cases())
+def test_resource_metric_never_raises_and_proposes_within_int32(
+    case: tuple[MetricSpec, MetricObservation, Observation],
+) -> None:
+    spec, sample, observation = case
+    result = compute_replicas_for_metric(spec, sample, observation, DEFAULT, now=NOW)
+    if result.valid:
+        assert result.proposal is not None and 0 <= result.proposal <= 2**31 - 1
+        assert result.current is not None and result.current >= 0
+    else:
+        assert result.proposal is None and result.error
+    assert compute_replicas_for_metric(spec, sample, observation, DEFAULT, now=NOW) == result

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from ampscaler.importers import ImportInputError, load_adapter_config
 from ampscaler.importers.adapter import (
+    NAMESPACE,
+    POD,
     AdapterConfig,
     AdapterLookupError,
     AdapterRule,
     GroupResource,
     ResolvedMetric,
+    edit_distance,
     go_expand,
     label_for_resource,
     label_matchers,
@@ -73,8 +77,9 @@ def test_adapter_config_configmap_bare_and_helm_values_load_the_same_walkthrough
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("kind: ConfigMap\ndata: {}\n", 'adapter ConfigMap has no data["config.yaml"]'),
-        ("prometheus: {url: http://p}\n", "adapter config has none of rules/externalRules/resourceRules"),
+        ("kind: ConfigMap\nmetadata: {name: a}\ndata: {}\n", "adapter ConfigMap a: no data key holds"),
+        ("replicas: 2\n", "adapter config has none of rules/externalRules/resourceRules"),
+        ("rules: {existing: my-rules}\n", "values: rules.existing names ConfigMap 'my-rules'"),
         ("rules: [{seriesQuery: 'x', seriesFilters: [{}]}]", "rules[0].seriesFilters[0]: needs exactly one"),
         (
             "rules: [{seriesQuery: 'x', metricsQuery: 'x', name: {matches: '(a)(b)'}}]",
@@ -223,3 +228,201 @@ def test_rule_without_pod_mapping_cannot_serve_pods_metrics() -> None:
 def test_resolve_reports_missing_section() -> None:
     with pytest.raises(AdapterLookupError, match="the adapter config has no externalRules"):
         load_adapter_config(BARE_WALKTHROUGH).resolve("queue", "externalRules")
+
+
+# --- where the configuration is kept ----------------------------------------------------------
+
+
+def test_configmap_with_another_data_key_is_read_from_that_key() -> None:
+    text = fixture_text("adapter-configmap.yaml").replace("  config.yaml: |", "  adapter.yaml: |")
+
+    config = load_adapter_config(text)
+
+    assert len(config.rules) == 2
+    assert config.notes[0] == 'read ConfigMap adapter-config data["adapter.yaml"]'
+
+
+def test_chart_values_default_true_expands_to_the_charts_six_rules_before_custom() -> None:
+    # prometheus-community/helm-charts charts/prometheus-adapter: values.yaml has rules.default: true,
+    # templates/configmap.yaml renders the six default rules, then rules.custom.
+    custom = BARE_WALKTHROUGH.split("rules:", 1)[1].replace("\n", "\n  ")
+    config = load_adapter_config(
+        "prometheus:\n  url: http://prometheus.monitoring.svc\nrules:\n  custom:" + custom
+    )
+
+    assert len(config.rules) == 7
+    assert "rules.default true (the chart's default, not set here)" in config.notes[0]
+    # The chart's cAdvisor counter rule (rules[0]) renders with its own [5m] rate and pause filter.
+    resolved = ResolvedMetric(config.rules[0], "container_cpu_usage_seconds_total")
+    assert metric_name_for_series(config.rules[0], "container_cpu_usage_seconds_total") == "cpu_usage"
+    assert render_pods_query(resolved, "shop", None) == (
+        'sum(rate(container_cpu_usage_seconds_total{namespace="shop",container!="POD"}[5m])) by (pod)',
+        "pod",
+    )
+
+
+def test_several_entries_naming_a_metric_take_the_closest_series_and_list_the_others() -> None:
+    config = load_adapter_config("rules:\n  default: true\n")
+
+    # Without Prometheus every default rule could name "cpu_usage" from some series: the one whose
+    # series is the metric's own name wins, the cAdvisor readings are listed for the user to check.
+    resolved = config.resolve("cpu_usage", "rules", (NAMESPACE, POD))
+
+    assert (resolved.rule.index, resolved.series) == (3, "cpu_usage")
+    assert resolved.alternatives == (
+        "rules[0] from series 'container_cpu_usage_seconds_total'",
+        "rules[1] from series 'container_cpu_usage_total'",
+        "rules[2] from series 'container_cpu_usage'",
+        "rules[4] from series 'cpu_usage_total'",
+        "rules[5] from series 'cpu_usage_seconds_total'",
+    )
+
+
+def test_helm_release_values_are_read_and_values_from_is_noted() -> None:
+    config = load_adapter_config(fixture_text("adapter-helmrelease.yaml"))
+
+    assert [r.series_query for r in config.rules] == ['http_requests_total{namespace!="",pod!=""}']
+    assert config.resource_series == {"cpu": {"windowSeconds": 300}, "memory": {}}
+    assert config.notes[0].startswith(
+        'HelmRelease prometheus-adapter: spec.valuesFrom ConfigMap prometheus-adapter-overrides key "values.yaml" '
+        "is merged by Flux in the cluster and cannot be followed"
+    )
+    assert config.notes[1] == (
+        "read HelmRelease prometheus-adapter spec.values as prometheus-adapter chart values: rules.default false"
+    )
+
+
+def test_argo_application_multi_source_values_string_and_relabelled_resource_rules() -> None:
+    config = load_adapter_config(fixture_text("adapter-argocd.yaml"))
+
+    assert len(config.rules) == 7  # rules.default left at the chart's true, plus one custom rule
+    assert config.resolve("orders_in_flight", "rules", (NAMESPACE, POD)).series == "shop_orders_in_flight"
+    relabelled = {
+        "namespaceLabel": "kubernetes_namespace",
+        "podLabel": "kubernetes_pod_name",
+        "containerLabel": "container_name",
+    }
+    assert config.resource_series == {"cpu": {**relabelled, "windowSeconds": 120}, "memory": relabelled}
+    assert "spec.sources[1].helm.valueFiles $values/monitoring/prometheus-adapter.yaml" in config.notes[0]
+
+
+def test_argo_application_values_object_wins_over_the_values_string() -> None:
+    application = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "adapter"},
+        "spec": {
+            "source": {
+                "chart": "prometheus-adapter",
+                "helm": {
+                    "values": "rules: {default: true}",
+                    "valuesObject": {
+                        "rules": {"default": False, "external": [{"seriesQuery": "q", "metricsQuery": "m"}]}
+                    },
+                },
+            }
+        },
+    }
+
+    config = load_adapter_config(json.dumps(application))
+
+    assert (len(config.rules), len(config.external_rules)) == (0, 1)
+    assert config.notes == (
+        "read Application adapter spec.source.helm.valuesObject as prometheus-adapter chart values: rules.default false",
+    )
+
+
+def test_other_charts_and_kinds_are_passed_over() -> None:
+    text = (
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: grafana}\n"
+        "spec: {chart: {spec: {chart: grafana}}, values: {rules: {default: false}}}\n---\n" + BARE_WALKTHROUGH
+    )
+    assert len(load_adapter_config(text).rules) == 1
+
+
+# --- the nearest entry, when none exposes the metric ------------------------------------------------
+
+
+def _nearest(config_text: str, metric: str, needs: tuple[GroupResource, ...] = (NAMESPACE, POD)) -> str:
+    with pytest.raises(AdapterLookupError) as raised:
+        load_adapter_config(config_text).resolve(metric, "rules", needs)
+    return str(raised.value)
+
+
+def test_nearest_entry_names_a_name_matches_with_stray_whitespace() -> None:
+    config = BARE_WALKTHROUGH.replace('matches: "^(.*)_total"', 'matches: "^(.*)_total "')
+
+    assert _nearest(config, "http_requests_per_second") == (
+        "no adapter rules entry exposes custom metric 'http_requests_per_second'; nearest is rules[0] (seriesQuery "
+        "'http_requests_total{kubernetes_namespace!=\"\",kubernetes_pod_name!=\"\"}'): name.matches '^(.*)_total ' "
+        "does not match series 'http_requests_total' (the pattern has stray whitespace: '^(.*)_total ')"
+    )
+
+
+def test_nearest_entry_names_an_as_renaming() -> None:
+    message = _nearest(BARE_WALKTHROUGH, "http_requests_total")
+
+    assert message.endswith(
+        "name.as '${1}_per_second' renames series 'http_requests_total' to 'http_requests_per_second', "
+        "not 'http_requests_total'"
+    )
+
+
+def test_nearest_entry_names_the_missing_pod_association() -> None:
+    config = BARE_WALKTHROUGH.replace('      kubernetes_pod_name: {resource: "pod"}\n', "").replace(
+        ',kubernetes_pod_name!=""', ""
+    )
+
+    assert _nearest(config, "http_requests_per_second").endswith(
+        "it exposes series 'http_requests_total' as 'http_requests_per_second' but associates no label with pod "
+        "(resources.overrides maps kubernetes_namespace -> namespace; seriesQuery labels: kubernetes_namespace), "
+        "so the adapter does not serve it per pod"
+    )
+
+
+def test_nearest_entry_is_the_one_that_got_furthest_then_the_closest_name() -> None:
+    config = """
+rules:
+- seriesQuery: '{__name__=~"^node_.*"}'
+  resources: {template: <<.Resource>>}
+  name: {matches: "^node_(.*)$", as: "node_${1}"}
+  metricsQuery: q
+- seriesQuery: 'jobs_waiting{namespace!=""}'
+  resources: {template: <<.Resource>>}
+  name: {as: "jobs_backlog"}
+  metricsQuery: q
+- seriesQuery: 'jobs_queued{namespace!=""}'
+  resources: {template: <<.Resource>>}
+  name: {as: "jobs_queue"}
+  metricsQuery: q
+"""
+    # rules[0] stops at discovery (stage 2); rules[1] and [2] name a series otherwise (stage 5), and
+    # 'jobs_queue' is 1 edit from 'jobs_queued' where 'jobs_backlog' is 6.
+    message = _nearest(config, "jobs_queued")
+
+    assert "nearest is rules[2]" in message
+    assert message.endswith(
+        "name.as 'jobs_queue' renames series 'jobs_queued' to 'jobs_queue', not 'jobs_queued'"
+    )
+
+
+def test_nearest_entry_names_a_series_filter() -> None:
+    config = """
+rules:
+- seriesQuery: '{__name__=~"^app_.*",namespace!="",pod!=""}'
+  seriesFilters: [{isNot: "_bytes_total$"}]
+  resources: {template: <<.Resource>>}
+  name: {matches: "^app_(.*)_total$", as: "${1}_per_second"}
+  metricsQuery: q
+"""
+    assert _nearest(config, "sent_bytes_per_second").endswith(
+        "seriesFilters[0] isNot '_bytes_total$' drops series 'app_sent_bytes_total'"
+    )
+
+
+def test_edit_distance_is_levenshtein() -> None:
+    assert [edit_distance(a, b) for a, b in [("", "abc"), ("kitten", "sitting"), ("same", "same")]] == [
+        3,
+        3,
+        0,
+    ]

@@ -44,12 +44,11 @@ def test_import_json_prints_a_list_of_valid_rules_and_problems_on_stderr(
     out, err = capsys.readouterr()
     documents = json.loads(out)
     assert code == 0
-    assert [d["target"]["name"] for d in documents] == ["frontend", "orders", "reports"]
+    assert [d["target"]["name"] for d in documents] == ["frontend", "orders", "reports", "storefront"]
     for document in documents:
         assert_valid_rule(document)
-    assert "not converted: HorizontalPodAutoscaler shop/frontend spec.metrics[3]: Resource metric cpu" in err
     assert "not converted: ScaledObject analytics/reports spec.triggers[1]: kafka trigger" in err
-    assert "note: adapter resourceRules serve CPU/memory (metrics.k8s.io) and are not convertible" in err
+    assert 'note: adapter config: read ConfigMap adapter-config data["config.yaml"]' in err
 
 
 def test_import_table_lists_every_item_with_status(capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,7 +58,14 @@ def test_import_table_lists_every_item_with_status(capsys: pytest.CaptureFixture
     lines = out.splitlines()
     assert code == 0
     assert lines[0].split() == ["ITEM", "STATUS", "RULE", "METRICS"]
-    assert lines[1].split() == ["HorizontalPodAutoscaler", "shop/api", "skipped", "-", "-"]
+    assert lines[1].split() == [
+        "HorizontalPodAutoscaler",
+        "shop/api",
+        "converted",
+        "prod__shop__api",
+        "cpu,",
+        "memory-app",
+    ]
     assert lines[2].split() == ["HorizontalPodAutoscaler", "shop/keda-hpa-orders", "skipped", "-", "-"]
     assert lines[3].split() == [
         "HorizontalPodAutoscaler",
@@ -84,6 +90,7 @@ def test_import_out_dir_writes_one_file_per_rule(tmp_path: Path, capsys: pytest.
     assert sorted(p.name for p in out_dir.iterdir()) == [
         "prod__analytics__reports.json",
         "prod__shop__orders.json",
+        "prod__shop__storefront.json",
     ]
     orders = json.loads((out_dir / "prod__shop__orders.json").read_text())
     assert orders["metrics"][1]["name"] == "backlog"
@@ -95,11 +102,15 @@ def test_import_without_cluster_names_files_by_namespace_and_name(tmp_path: Path
     code = _run(_fx("keda-scaledobjects.yaml"), "--out-dir", str(tmp_path), "--output", "json")
 
     assert code == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["analytics__reports.json", "shop__orders.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "analytics__reports.json",
+        "shop__orders.json",
+        "shop__storefront.json",
+    ]
 
 
 def test_import_nothing_converted_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    code = _run(_fx("hpa-v2.yaml"), "--output", "json")
+    code = _run(_fx("hpa-v2beta2.yaml"), "--output", "json")
 
     out, err = capsys.readouterr()
     assert code == 1
@@ -116,7 +127,7 @@ def test_import_unreadable_file_exits_1_but_still_converts_the_rest(
 
     out, err = capsys.readouterr()
     assert code == 1
-    assert len(json.loads(out)) == 2
+    assert len(json.loads(out)) == 3
     assert f"error: {broken}: invalid YAML" in err
     assert f"error: {tmp_path / 'missing.yaml'}: cannot read: No such file or directory" in err
 
@@ -125,13 +136,16 @@ def test_import_bad_adapter_config_exits_1_before_converting(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "adapter.yaml"
-    bad.write_text("kind: ConfigMap\ndata: {}\n")
+    bad.write_text("kind: ConfigMap\nmetadata: {name: adapter}\ndata: {}\n")
     code = _run(_fx("hpa-v2.yaml"), "--adapter-config", str(bad))
 
     out, err = capsys.readouterr()
     assert code == 1
     assert out == ""
-    assert err.strip() == f'error: --adapter-config {bad}: adapter ConfigMap has no data["config.yaml"]'
+    assert err.strip() == (
+        f"error: --adapter-config {bad}: adapter ConfigMap adapter: no data key holds "
+        "rules/externalRules/resourceRules (keys: none)"
+    )
 
 
 def test_import_duplicate_rule_names_keep_the_first(capsys: pytest.CaptureFixture[str]) -> None:
@@ -141,5 +155,26 @@ def test_import_duplicate_rule_names_keep_the_first(capsys: pytest.CaptureFixtur
 
     out, err = capsys.readouterr()
     assert code == 0
-    assert len(json.loads(out)) == 2
+    assert len(json.loads(out)) == 3
     assert "same rule name 'prod__shop__orders' as ScaledObject shop/orders; rename one of them" in err
+
+
+def test_import_with_an_argo_application_adapter_config_applies_its_relabelled_resource_rules(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = _run(_fx("hpa-cpu-legacy.yaml"), "--adapter-config", _fx("adapter-argocd.yaml"), "-o", "json")
+
+    out, err = capsys.readouterr()
+    documents = json.loads(out)
+    assert code == 0
+    assert [d["target"]["name"] for d in documents] == ["php-apache", "podinfo", "podinfo"]
+    cpu = documents[0]["metrics"][0]
+    assert cpu["series"] == {
+        "namespaceLabel": "kubernetes_namespace",
+        "podLabel": "kubernetes_pod_name",
+        "containerLabel": "container_name",
+        "windowSeconds": 120,
+    }
+    for document in documents:
+        assert_valid_rule(document)
+    assert "note: adapter config: Application prometheus-adapter: spec.sources[1].helm.valueFiles" in err

@@ -20,7 +20,7 @@ def _objects() -> dict[str, dict[str, Any]]:
     return {m["metadata"]["name"]: m for m in load_manifests(fixture_text("keda-scaledobjects.yaml"))}
 
 
-def test_scaled_object_prometheus_triggers_fallback_and_behavior_convert_and_cpu_is_reported() -> None:
+def test_scaled_object_prometheus_triggers_fallback_and_behavior_convert() -> None:
     results = by_name(import_manifests(load_manifests(fixture_text("keda-scaledobjects.yaml")), "prod"))
     orders = results["orders"]
 
@@ -57,13 +57,7 @@ def test_scaled_object_prometheus_triggers_fallback_and_behavior_convert_and_cpu
         "fallback": {"failureThreshold": 3, "replicas": 6, "behavior": "currentReplicasIfHigher"},
         "cooldownPeriodSeconds": 120,
     }
-    assert problems(orders) == [
-        (
-            "spec.triggers[2]",
-            "cpu trigger is a Resource metric read from metrics-server, not PromQL; ampscaler rules cover "
-            "Pods/Object/External metrics only",
-        )
-    ]
+    assert problems(orders) == []
     assert orders.notes == [
         IN_CLUSTER_NOTE,
         "triggers[1].metadata.customHeaders (sent as extra HTTP headers) has no ampscaler counterpart "
@@ -155,40 +149,89 @@ def test_scaled_object_defaults_are_kedas() -> None:
     assert_valid_rule(result.document)
 
 
+PARSE = "KEDA would reject this ScaledObject: triggers[0] (prometheus): error parsing prometheus metadata: "
+
+
+# KEDA's messages: scalers/prometheus_scaler.go through scalersconfig/typed_config.go.
 @pytest.mark.parametrize(
-    ("change", "path", "reason"),
+    ("change", "reasons"),
     [
         (
             {"metricType": "Utilization"},
-            "spec.triggers[0]",
-            "metricType 'Utilization' is not AverageValue or Value",
+            [
+                "'Utilization' metric type is unsupported for external metrics, allowed values are 'Value' or "
+                "'AverageValue'"
+            ],
         ),
         (
             {"metadata": {"query": "sum(x)"}},
-            "spec.triggers[0]",
-            "metadata is missing serverAddress, threshold",
+            [
+                'missing required parameter "serverAddress" in [triggerMetadata]',
+                'missing required parameter "threshold" in [triggerMetadata]',
+            ],
         ),
         (
             {"metadata": {"serverAddress": "http://p:9090", "query": "x", "threshold": "lots"}},
-            "spec.triggers[0]",
-            "metadata.threshold 'lots' is not a number",
+            [
+                'unable to set param "threshold" value "lots": strconv.ParseFloat: parsing "lots": invalid syntax'
+            ],
+        ),
+        (
+            # Python's float() takes "1_000"; Go's ParseFloat does not.
+            {"metadata": {"serverAddress": "http://p:9090", "query": "x", "threshold": "1_000"}},
+            [
+                'unable to set param "threshold" value "1_000": strconv.ParseFloat: parsing "1_000": invalid syntax'
+            ],
         ),
         (
             {
                 "metadata": {
-                    "serverAddress": "http://p:9090",
+                    "serverAddress": "http://p",
+                    "query": "x",
+                    "threshold": "1",
+                    "activationThreshold": "low",
+                }
+            },
+            [
+                'unable to set param "activationThreshold" value "low": strconv.ParseFloat: parsing "low": '
+                "invalid syntax"
+            ],
+        ),
+        (
+            {
+                "metadata": {
+                    "serverAddress": "http://p",
                     "query": "x",
                     "threshold": "1",
                     "ignoreNullValues": "y",
                 }
             },
-            "spec.triggers[0]",
-            "ignoreNullValues 'y' is not a boolean",
+            [
+                'unable to set param "ignoreNullValues" value "y": strconv.ParseBool: parsing "y": invalid syntax'
+            ],
+        ),
+        (
+            # unsafeSsl and customHeaders are dropped by the conversion, but KEDA still parses them.
+            {"metadata": {"serverAddress": "http://p", "query": "x", "threshold": "1", "unsafeSsl": "yes"}},
+            ['unable to set param "unsafeSsl" value "yes": strconv.ParseBool: parsing "yes": invalid syntax'],
+        ),
+        (
+            {
+                "metadata": {
+                    "serverAddress": "http://p",
+                    "query": "x",
+                    "threshold": "1",
+                    "customHeaders": "X-Org",
+                }
+            },
+            [
+                'unable to set param "customHeaders" value "X-Org": invalid map value "X-Org", expected key=value'
+            ],
         ),
     ],
 )
-def test_scaled_object_bad_prometheus_trigger_is_reported(
-    change: dict[str, Any], path: str, reason: str
+def test_scaled_object_keda_would_reject_is_refused_whole_with_kedas_reason(
+    change: dict[str, Any], reasons: list[str]
 ) -> None:
     manifest = _minimal()
     manifest["spec"]["triggers"][0].update(change)
@@ -196,7 +239,7 @@ def test_scaled_object_bad_prometheus_trigger_is_reported(
     [result] = import_manifests([manifest])
 
     assert result.document is None
-    assert problems(result) == [(path, reason)]
+    assert problems(result) == [(None, PARSE + reason) for reason in reasons]
 
 
 def test_scaled_object_scaling_modifiers_make_the_whole_object_unconvertible() -> None:
@@ -266,3 +309,104 @@ def test_scaled_object_fallback_with_value_trigger_notes_the_semantic_difference
     assert (
         "fallback: KEDA ignores it for Value triggers; ampscaler applies it to the whole rule" in result.notes
     )
+
+
+def test_scaled_object_cpu_and_container_memory_triggers_become_resource_metrics() -> None:
+    results = by_name(import_manifests(load_manifests(fixture_text("keda-scaledobjects.yaml")), "prod"))
+    storefront = results["storefront"]
+
+    assert storefront.problems == []
+    assert storefront.document is not None
+    # cpu_memory_scaler.go GetMetricSpecForScaling: Resource, or ContainerResource with containerName.
+    assert storefront.document["metrics"][:2] == [
+        {
+            "name": "cpu",
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}},
+        },
+        {
+            "name": "memory-app",
+            "type": "ContainerResource",
+            "containerResource": {
+                "name": "memory",
+                "container": "app",
+                "target": {"type": "AverageValue", "averageValue": 768 * 2**20},
+            },
+        },
+    ]
+    assert storefront.document["metrics"][2]["name"] == "s2-prometheus"
+    assert storefront.document["prometheus"] == {
+        "workspaceId": "ws-0123abcd-4567-89ef-0123-456789abcdef",
+        "region": "eu-west-1",
+    }
+    assert_valid_rule(storefront.document)
+
+
+def _cpu(metadata: dict[str, str], **trigger: Any) -> dict[str, Any]:
+    return _minimal(minReplicaCount=1, triggers=[{"type": "cpu", "metadata": metadata, **trigger}])
+
+
+# KEDA's messages: cpu_memory_scaler.go parseResourceMetadata, the webhook and scaledobject_types.go.
+@pytest.mark.parametrize(
+    ("manifest", "reason"),
+    [
+        (
+            _cpu({"value": "50"}),
+            "triggers[0] (cpu): error parsing cpu metadata: no type given in neither trigger.metadata.type or "
+            "trigger.metricType",
+        ),
+        (
+            _cpu({"type": "Utilization", "value": "50"}, metricType="Utilization"),
+            "triggers[0] (cpu): error parsing cpu metadata: only one of trigger.metadata.type or "
+            "trigger.metricType should be defined",
+        ),
+        (_cpu({}, metricType="Utilization"), "triggers[0] (cpu): error parsing cpu metadata: no value given"),
+        (
+            _cpu({"value": "50.5"}, metricType="Utilization"),
+            'triggers[0] (cpu): error parsing cpu metadata: strconv.ParseInt: parsing "50.5": invalid syntax',
+        ),
+        (
+            _cpu({"value": "1"}, metricType="Value"),
+            "triggers[0] (cpu): error parsing cpu metadata: unsupported metric type, allowed values are "
+            "'Utilization' or 'AverageValue'",
+        ),
+        (
+            _minimal(triggers=[{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}]),
+            "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)",
+        ),
+        (
+            _minimal(minReplicaCount=5, maxReplicaCount=3),
+            "MinReplicaCount=5 must be less than MaxReplicaCount=3",
+        ),
+        (
+            _minimal(minReplicaCount=2, idleReplicaCount=2),
+            "IdleReplicaCount=2 must be less than MinReplicaCount=2",
+        ),
+        (
+            _minimal(fallback={"failureThreshold": -1, "replicas": 2}),
+            "FailureThreshold=-1 & Replicas=2 must both be greater than or equal to 0",
+        ),
+    ],
+)
+def test_scaled_object_keda_webhook_and_cpu_parsing_refusals(manifest: dict[str, Any], reason: str) -> None:
+    [result] = import_manifests([manifest])
+
+    assert result.document is None
+    assert (None, f"KEDA would reject this ScaledObject: {reason}") in problems(result)
+
+
+def test_scaled_object_fallback_next_to_a_cpu_trigger_is_refused() -> None:
+    manifest = _objects()["orders"]
+    manifest["spec"]["triggers"].append(
+        {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "60"}}
+    )
+
+    [result] = import_manifests([manifest])
+
+    assert problems(result) == [
+        (
+            None,
+            "KEDA would reject this ScaledObject: type is cpu, but fallback it is not supported by the CPU & "
+            "memory scalers",
+        )
+    ]

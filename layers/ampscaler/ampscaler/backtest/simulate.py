@@ -17,13 +17,13 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ampscaler.contract import DecideFunction, build_decide_input, evaluate
+from ampscaler.engine.proposals import resolve_tolerances
 from ampscaler.engine.types import (
     ContainerInfo,
     ControllerConfig,
-    Decision,
     EngineState,
     MetricObservation,
-    Observation,
     PodInfo,
     ScaleObservation,
 )
@@ -38,7 +38,7 @@ INITIAL_POD_AGE_SECONDS = 3600.0
 DEFAULT_CONTAINER = "app"
 _RESOURCE_TYPES = ("Resource", "ContainerResource")
 
-DecideFn = Callable[[Rule, Observation, EngineState | None, float, ControllerConfig], Decision]
+DecideFn = DecideFunction
 ProgressFn = Callable[[int, int], None]
 
 # How often (in ticks) the progress callback is told about the replay.
@@ -295,12 +295,8 @@ class _Workload:
 
 
 def above_target_tolerance(rule: Rule, controller: ControllerConfig) -> float:
-    """The tolerance above which a metric counts as "above target": the scale-up one in force."""
-    if rule.behavior is not None and rule.behavior.scale_up.tolerance is not None:
-        return rule.behavior.scale_up.tolerance
-    if rule.tolerance is not None:
-        return rule.tolerance
-    return controller.tolerance
+    """The tolerance above which a metric counts as "above target": the engine's scale-up one."""
+    return resolve_tolerances(rule, controller).scale_up
 
 
 def _check_history(rule: Rule, grid: TimeGrid, history: Mapping[str, MetricHistory]) -> None:
@@ -414,10 +410,6 @@ def simulate(
     ValueError
         When ``history`` does not match the rule's metrics or the grid.
     """
-    if decide is None:
-        from ampscaler.engine.decide import decide as engine_decide
-
-        decide = engine_decide
     options = options or BacktestOptions()
     _check_history(rule, grid, history)
     times = grid.times()
@@ -497,8 +489,11 @@ def simulate(
                 else:
                     observed_points.append(raw)
 
-        observation = Observation(ScaleObservation(current, current), tuple(observations), infos)
-        decision = decide(rule, observation, state, now, controller)
+        # The tick's own path from observations to a decision (contract.build_decide_input, evaluate).
+        step_input = build_decide_input(
+            rule, now, ScaleObservation(current, current), infos, observations, state, controller
+        )
+        decision = evaluate(step_input, decide).decision
         state = decision.state
         results = {m.name: m for m in decision.metrics}
         points = []

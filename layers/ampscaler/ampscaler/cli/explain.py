@@ -35,7 +35,7 @@ from ampscaler.resource_queries import STACK_DEFAULT_SERIES, resource_query
 from ampscaler.rule import load_rule_file
 from ampscaler.runtime import metrics_source, scale_target
 from ampscaler.settings import Settings
-from ampscaler.tick import build_decide_input, needs_pods, observe_metrics
+from ampscaler.tick import needs_pods, observe_metrics
 
 EXAMPLES = [
     "ampscaler explain shop/web                        # why would the scaler pick this count now?",
@@ -83,11 +83,24 @@ class Explanation:
     state: EngineState | None
     state_note: str
     query_target: str
-    decide_input: dict[str, Any]
-    decision: Decision
-    output: dict[str, Any]
+    evaluation: contract.Evaluation
     # The PromQL each metric ran, in rule order (a Resource metric's default query names the pods).
     queries: tuple[str, ...] = ()
+
+    @property
+    def decision(self) -> Decision:
+        """The engine's decision."""
+        return self.evaluation.decision
+
+    @property
+    def decide_input(self) -> dict[str, Any]:
+        """The decide input document, as the tick logs it."""
+        return self.evaluation.input_document
+
+    @property
+    def output(self) -> dict[str, Any]:
+        """The decide output document, as the tick logs it."""
+        return self.evaluation.output_document
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -195,22 +208,11 @@ def explain(
     # The tick's own observation step (emptyAs filling included), so explain decides as it does.
     measured, observations = observe_metrics(metrics, rule, now, deadline, pods)
     state, note = read_state(states, target.name)
-    decide_input = build_decide_input(rule, now, reading, pods, observations, state)
-    decision, output = contract.decide_with_document(decide_input)
-    return Explanation(
-        target,
-        now,
-        reading,
-        pods,
-        measured,
-        state,
-        note,
-        query_target,
-        decide_input,
-        decision,
-        output,
-        tuple(_query_run(spec, rule.target.namespace, pods, metrics) for spec in rule.metrics),
+    evaluation = contract.evaluate(
+        contract.build_decide_input(rule, now, reading.scale, pods, observations, state)
     )
+    queries = tuple(_query_run(spec, rule.target.namespace, pods, metrics) for spec in rule.metrics)
+    return Explanation(target, now, reading, pods, measured, state, note, query_target, evaluation, queries)
 
 
 def _query_run(

@@ -30,13 +30,16 @@ inputs:
   FILE                 multi-document YAML ('-' for stdin): HorizontalPodAutoscalers
                        (autoscaling/v2, v2beta2, v2beta1, v1) and KEDA ScaledObjects
                        (keda.sh/v1alpha1); 'kind: List' from kubectl get -o yaml is flattened
-  --adapter-config     the Prometheus Adapter configuration serving the HPAs' custom/external
-                       metrics: bare (rules:/externalRules:), its ConfigMap (data config.yaml)
-                       or the Helm chart values (rules.custom/rules.external)
+  --adapter-config     the Prometheus Adapter configuration serving the HPAs' metrics: bare
+                       (rules:/externalRules:/resourceRules:), its ConfigMap, the Helm chart's
+                       values (rules.default/custom/external/resource), or a Flux HelmRelease
+                       or Argo CD Application of the chart holding those values
 
+refused whole, with the controller's reason: an HPA the API server would reject, a
+  ScaledObject KEDA would reject (its webhook or its scalers' metadata parsing)
 not convertible by design (reported per item, the rest still converts):
-  CPU/memory Resource and ContainerResource metrics, KEDA cpu/memory and non-prometheus
-  triggers, Utilization targets, advanced.scalingModifiers, HPAs created by KEDA
+  resources other than cpu/memory, KEDA non-prometheus triggers, Utilization targets on
+  Pods/Object/External, advanced.scalingModifiers, HPAs created by KEDA
 
 exit status: 0 when at least one rule converted and nothing failed unexpectedly, 1 otherwise.
 """
@@ -108,11 +111,9 @@ def run(args: argparse.Namespace) -> int:
             failures.append(f"{path}: {_reason(exc)}")
             continue
         results.extend(import_manifests(manifests, cluster, adapter))
-    if adapter is not None and adapter.has_resource_rules:
-        print(
-            "note: adapter resourceRules serve CPU/memory (metrics.k8s.io) and are not convertible",
-            file=sys.stderr,
-        )
+    if adapter is not None:
+        for note in adapter.notes:
+            print(f"note: adapter config: {note}", file=sys.stderr)
 
     names = _assign_names(results, cluster)
     if args.out_dir:

@@ -327,6 +327,13 @@ def _resource_metric(
             f"{fetch}: pod {huge[0]} reported {sample.pod_values[huge[0]]:g}, "
             f"beyond the supported magnitude {MAX_OBSERVATION:g}",
         )
+    negative = [name for name, value in sample.pod_values.items() if value < 0]
+    if negative:
+        # Usage in cores or bytes is never negative (metrics-server cannot report it); a custom
+        # query that returns it is wrong, and a negative utilization would scale to nothing.
+        return _failure(
+            spec, f"{fetch}: pod {negative[0]} reported a negative usage {sample.pod_values[negative[0]]:g}"
+        )
     if observation.pods is None:
         # Requests and readiness come from the pods: a Resource metric cannot do without them.
         return _failure(spec, f"{prefix}: unable to get pods while calculating replica count: none listed")

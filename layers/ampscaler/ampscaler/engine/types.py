@@ -57,7 +57,9 @@ class ScaleObservation:
 class MetricObservation:
     """One metric's query result for this evaluation.
 
-    Exactly one of ``value`` (Object/External), ``pod_values`` (Pods) or ``error`` is set.
+    Exactly one of ``value`` (Object/External), ``pod_values`` (Pods; Resource/ContainerResource:
+    each pod's usage in cores or bytes, the named container's alone for ContainerResource) or
+    ``error`` is set.
     """
 
     name: str

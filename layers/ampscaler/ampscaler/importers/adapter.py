@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from ampscaler.documents import DocumentError, load_yaml, load_yaml_documents
+from ampscaler.importers.adapter_sources import read_adapter_config
 from ampscaler.importers.common import (
     ImportInputError,
     Requirement,
@@ -68,6 +68,8 @@ class ResolvedMetric:
 
     rule: AdapterRule
     series: str
+    # Other entries that would expose the same name from another series, if it exists.
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,88 +79,332 @@ class AdapterConfig:
     rules: tuple[AdapterRule, ...] = ()
     external_rules: tuple[AdapterRule, ...] = ()
     has_resource_rules: bool = False
+    # resourceRules as the rule format's per-metric ``series`` overrides, by resource (cpu, memory).
+    resource_series: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # What was read where, and what could not be followed (valuesFrom, valueFiles, ...).
+    notes: tuple[str, ...] = ()
 
-    def resolve(self, metric_name: str, section: RuleSection) -> ResolvedMetric:
-        """Find the rule in ``section`` whose naming produces ``metric_name``.
+    def resolve(
+        self, metric_name: str, section: RuleSection, needs: Sequence[GroupResource] = ()
+    ) -> ResolvedMetric:
+        """Find the rule in ``section`` that exposes ``metric_name`` for the resources in ``needs``.
 
         The adapter requires its rules to be mutually exclusive; the first match wins here.
 
         Raises
         ------
         AdapterLookupError
-            No rule produces the name.
+            No rule exposes it; the message names the nearest entry and why it does not
+            (see ``nearest_miss`` for the measure).
         """
         candidates = self.rules if section == "rules" else self.external_rules
-        reasons: list[str] = []
-        for rule in candidates:
-            try:
-                series = series_for_metric(rule, metric_name)
-            except AdapterLookupError as exc:
-                reasons.append(f"{rule.where}: {exc}")
-                continue
-            if series is not None:
-                return ResolvedMetric(rule, series)
         what = "custom metric" if section == "rules" else "external metric"
         if not candidates:
             raise AdapterLookupError(f"the adapter config has no {section}, so no {what} {metric_name!r}")
-        detail = f" ({'; '.join(reasons)})" if reasons else ""
-        raise AdapterLookupError(f"no adapter {section} entry exposes {what} {metric_name!r}{detail}")
+        misses: list[Miss] = []
+        found: list[ResolvedMetric] = []
+        for rule in candidates:
+            outcome = diagnose(rule, metric_name, needs)
+            if isinstance(outcome, ResolvedMetric):
+                found.append(outcome)
+            else:
+                misses.append(outcome)
+        if found:
+            # Without Prometheus to list series, several entries may name the metric from different
+            # series (the chart's default rules name almost anything). An entry whose seriesQuery
+            # names its series literally is taken first, then the series closest to the metric's
+            # own name; the others are reported with it.
+            best = min(
+                found,
+                key=lambda r: (
+                    _series_query_names(r.rule.series_query)[0] is None,
+                    edit_distance(r.series, metric_name),
+                    r.rule.index,
+                ),
+            )
+            literal = _series_query_names(best.rule.series_query)[0] is not None
+            # Beside a literal series, guesses through other entries' regexes are not worth a note.
+            others = tuple(
+                f"{r.rule.where} from series {r.series!r}"
+                for r in found
+                if r is not best and (not literal or _series_query_names(r.rule.series_query)[0] is not None)
+            )
+            return replace(best, alternatives=others)
+        nearest = nearest_miss(misses)
+        raise AdapterLookupError(
+            f"no adapter {section} entry exposes {what} {metric_name!r}; nearest is {nearest.rule.where} "
+            f"(seriesQuery {nearest.rule.series_query!r}): {nearest.reason}"
+        )
+
+
+@dataclass(frozen=True)
+class Miss:
+    """Why one adapter entry does not expose a metric, and how far it got.
+
+    ``stage`` counts the adapter's steps the entry passed for its best candidate series:
+    0 seriesQuery unreadable, 1 no series the entry could name so, 2 seriesQuery does not select
+    the series, 3 a seriesFilter drops it, 4 name.matches does not match it, 5 name.as names it
+    otherwise, 6 named right but not associated with the resources the HPA asks for.
+    """
+
+    rule: AdapterRule
+    stage: int
+    # Levenshtein distance between the HPA's metric name and what the entry would expose
+    # (or the series it would read, when it names none).
+    distance: int
+    reason: str
+
+
+def nearest_miss(misses: Sequence[Miss]) -> Miss:
+    """The entry closest to exposing the metric: the furthest ``stage``, then the smallest
+    ``distance``, then the first in the file."""
+    return min(misses, key=lambda m: (-m.stage, m.distance, m.rule.index))
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions each cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, start=1):
+        current = [i]
+        for j, char_b in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
+
+
+def _whitespace_hint(pattern: str) -> str:
+    if pattern != pattern.strip():
+        return f" (the pattern has stray whitespace: {pattern!r})"
+    return ""
+
+
+def diagnose(
+    rule: AdapterRule, metric_name: str, needs: Sequence[GroupResource] = ()
+) -> ResolvedMetric | Miss:
+    """Whether ``rule`` exposes ``metric_name`` for ``needs``, walking the adapter's steps.
+
+    Upstream order: discovery (``seriesQuery``), ``seriesFilters``, naming (``name.matches``
+    then ``name.as``), then association (``resources``: a label for each resource). Without a
+    Prometheus to list series, candidate series are the literal name of ``seriesQuery``, or the
+    names ``name.as``/``name.matches`` invert to (also with stray whitespace trimmed), or the
+    metric name itself with and without ``_total``.
+    """
+    try:
+        literal, name_matchers = _series_query_names(rule.series_query)
+    except AdapterLookupError as exc:
+        return Miss(rule, 0, len(metric_name), str(exc))
+    if literal:
+        candidates = [literal]
+    else:
+        trimmed = replace(rule, name_matches=rule.name_matches.strip(), name_as=rule.name_as.strip())
+        candidates = _invert_name(rule, metric_name) + _invert_name(trimmed, metric_name)
+        base = metric_name.removesuffix("_per_second")
+        candidates += [metric_name, f"{metric_name}_total", f"{base}_total"]
+    best: Miss | None = None
+    # A series name is a Prometheus metric name: an inversion through stray whitespace is not one.
+    for series in (c for c in dict.fromkeys(candidates) if re.fullmatch(_IDENT, c)):
+        outcome = _walk(rule, series, metric_name, name_matchers, needs)
+        if isinstance(outcome, ResolvedMetric):
+            return outcome
+        # Ties go to the earlier candidate: the inverted names come before the guesses.
+        if best is None or outcome.stage > best.stage:
+            best = outcome
+    if best is None:
+        return Miss(rule, 1, len(metric_name), f"no series name gives {metric_name!r}")
+    return best
+
+
+def _walk(
+    rule: AdapterRule,
+    series: str,
+    metric_name: str,
+    name_matchers: Sequence[tuple[str, str]],
+    needs: Sequence[GroupResource],
+) -> ResolvedMetric | Miss:
+    far = edit_distance(metric_name, series)
+    for op, value in name_matchers:
+        if not _prom_label_match(op, value, series):
+            return Miss(
+                rule,
+                2,
+                far,
+                f"its seriesQuery matcher __name__{op}{value!r} does not select series {series!r}",
+            )
+    for n, (positive, pattern) in enumerate(rule.series_filters):
+        if (re.search(pattern, series) is not None) != positive:
+            verb = "is" if positive else "isNot"
+            return Miss(
+                rule,
+                3,
+                far,
+                f"seriesFilters[{n}] {verb} {pattern!r} drops series {series!r}{_whitespace_hint(pattern)}",
+            )
+    match = re.search(rule.name_matches or ".*", series)
+    if match is None:
+        return Miss(
+            rule,
+            4,
+            far,
+            f"name.matches {rule.name_matches!r} does not match series {series!r}{_whitespace_hint(rule.name_matches)}",
+        )
+    exposed = go_expand(rule.name_as, match)
+    if exposed != metric_name:
+        return Miss(
+            rule,
+            5,
+            edit_distance(metric_name, exposed),
+            f"name.as {rule.name_as!r} renames series {series!r} to {exposed!r}, not {metric_name!r}"
+            + _whitespace_hint(rule.name_as),
+        )
+    for resource in needs:
+        try:
+            label_for_resource(rule, resource)
+        except AdapterLookupError:
+            mapped = (
+                ", ".join(f"{label} -> {gr.resource}" for label, gr in rule.overrides.items()) or "nothing"
+            )
+            labels = ", ".join(_series_query_labels(rule.series_query)) or "none"
+            return Miss(
+                rule,
+                6,
+                0,
+                f"it exposes series {series!r} as {metric_name!r} but associates no label with {resource.resource} "
+                f"(resources.overrides maps {mapped}; seriesQuery labels: {labels}), so the adapter does not "
+                f"serve it per {resource.resource}",
+            )
+    return ResolvedMetric(rule, series)
+
+
+def _series_query_labels(query: str) -> list[str]:
+    """The label names (other than ``__name__``) a seriesQuery's matchers mention."""
+    body = query.split("{", 1)[1].rsplit("}", 1)[0] if "{" in query else ""
+    return [m.group(1) for m in _MATCHER.finditer(body) if m.group(1) != "__name__"]
 
 
 def load_adapter_config(text: str) -> AdapterConfig:
-    """Parse adapter configuration given bare, as its ConfigMap manifest, or as Helm chart values.
+    """Parse adapter configuration wherever it is kept (``importers.adapter_sources``).
 
     Parameters
     ----------
     text
-        YAML: ``rules:``/``externalRules:``/``resourceRules:`` at the top; or a ConfigMap whose
-        ``data`` holds ``config.yaml``; or prometheus-adapter chart values (``rules.custom``,
-        ``rules.external``). Multi-document YAML takes the first document that is one of these.
+        YAML: a bare config (``rules:``/``externalRules:``/``resourceRules:``), its ConfigMap,
+        prometheus-adapter chart values, or a Flux HelmRelease / Argo CD Application of the chart.
 
     Raises
     ------
     ImportInputError
         Nothing recognisable, or a rule is malformed (every problem listed).
     """
-    try:
-        documents = [d for d in load_yaml_documents(text) if d is not None]
-    except DocumentError as exc:
-        raise ImportInputError(f"adapter config: {exc}") from None
-    for doc in documents:
-        body = as_mapping(doc)
-        if body.get("kind") == "ConfigMap":
-            data = as_mapping(body.get("data"))
-            raw = data.get("config.yaml")
-            if not isinstance(raw, str):
-                raise ImportInputError('adapter ConfigMap has no data["config.yaml"]')
-            try:
-                body = as_mapping(load_yaml(raw))
-            except DocumentError as exc:
-                raise ImportInputError(f"adapter ConfigMap config.yaml: {exc}") from None
-        rules = body.get("rules")
-        if isinstance(rules, dict) and ("custom" in rules or "external" in rules):
-            # prometheus-adapter Helm chart values: rules.custom / rules.external / rules.resource.
-            body = {
-                "rules": rules.get("custom") or [],
-                "externalRules": rules.get("external") or [],
-                "resourceRules": rules.get("resource"),
-            }
-        if any(key in body for key in ("rules", "externalRules", "resourceRules")):
-            return _parse_config(body)
-    raise ImportInputError(
-        "adapter config has none of rules/externalRules/resourceRules (nor a ConfigMap with config.yaml)"
-    )
+    body, notes = read_adapter_config(text)
+    return _parse_config(body, notes)
 
 
-def _parse_config(body: Mapping[str, Any]) -> AdapterConfig:
+def _parse_config(body: Mapping[str, Any], notes: list[str]) -> AdapterConfig:
     errors: list[str] = []
     rules = tuple(_parse_rule("rules", i, r, errors) for i, r in enumerate(as_list(body.get("rules"))))
     external = tuple(
         _parse_rule("externalRules", i, r, errors) for i, r in enumerate(as_list(body.get("externalRules")))
     )
+    resource_rules = body.get("resourceRules")
+    series = resource_series(as_mapping(resource_rules), errors, notes) if resource_rules else {}
     if errors:
         raise ImportInputError("adapter config is invalid: " + "; ".join(errors))
-    return AdapterConfig(rules, external, has_resource_rules=bool(body.get("resourceRules")))
+    return AdapterConfig(
+        rules,
+        external,
+        has_resource_rules=bool(resource_rules),
+        resource_series=series,
+        notes=tuple(notes),
+    )
+
+
+# The series and labels of the rule format's default cAdvisor queries: an override equal to these
+# is left out of the rule.
+_DEFAULT_SERIES: dict[str, dict[str, str]] = {
+    "cpu": {
+        "metric": "container_cpu_usage_seconds_total",
+        "namespaceLabel": "namespace",
+        "podLabel": "pod",
+        "containerLabel": "container",
+    },
+    "memory": {
+        "metric": "container_memory_working_set_bytes",
+        "namespaceLabel": "namespace",
+        "podLabel": "pod",
+        "containerLabel": "container",
+    },
+}
+_SERIES_IN_QUERY = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^{}]*<<\.LabelMatchers>>[^{}]*)\}", re.S)
+_RANGE = re.compile(r"\[\s*(\d+)([smh])\s*\]")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def resource_series(
+    resource_rules: Mapping[str, Any], errors: list[str], notes: list[str]
+) -> dict[str, dict[str, Any]]:
+    """``resourceRules`` as the rule format's ``series`` overrides per resource.
+
+    Upstream: prometheus-adapter pkg/resourceprovider — ``containerQuery`` is rendered with
+    ``<<.LabelMatchers>>`` for the namespace and pods and grouped by pod and ``containerLabel``;
+    its range (or ``window``) is the CPU rate window. The series name in front of
+    ``{<<.LabelMatchers>>`` becomes ``series.metric``; the labels mapped to namespace and pod by
+    ``resources.overrides``/``template`` become ``namespaceLabel``/``podLabel``.
+    ``nodeQuery`` serves node metrics only and has no counterpart.
+    """
+    series: dict[str, dict[str, Any]] = {}
+    window_seconds = _duration_seconds(str(resource_rules.get("window") or ""))
+    for resource in ("cpu", "memory"):
+        spec = as_mapping(resource_rules.get(resource))
+        if not spec:
+            continue
+        where = f"resourceRules.{resource}"
+        query = str(spec.get("containerQuery") or "")
+        found = _SERIES_IN_QUERY.search(query)
+        if found is None:
+            notes.append(
+                f"{where}.containerQuery has no <series>{{<<.LabelMatchers>>...}} selector to read; "
+                f"{resource} metrics use the default query"
+            )
+            continue
+        overrides: dict[str, Any] = {"metric": found.group(1)}
+        container_label = str(spec.get("containerLabel") or "container")
+        # The default query already drops the pause container and empty container names.
+        default_matchers = {"<<.LabelMatchers>>", f'{container_label}!=""', f'{container_label}!="POD"'}
+        matchers = {re.sub(r"\s+", "", m).replace("'", '"') for m in found.group(2).split(",") if m.strip()}
+        extra = matchers - default_matchers
+        if extra:
+            notes.append(
+                f"{where}.containerQuery matches {', '.join(sorted(extra))} beyond the default query's "
+                "container filters; the rule's default query leaves them out"
+            )
+        rule = _parse_rule("rules", 0, {"resources": spec.get("resources"), "metricsQuery": "-"}, [])
+        for key, target in (("namespaceLabel", NAMESPACE), ("podLabel", POD)):
+            try:
+                overrides[key] = label_for_resource(rule, target)
+            except AdapterLookupError:
+                errors.append(f"{where}.resources maps no label to {target.resource}")
+        overrides["containerLabel"] = container_label
+        result = {key: value for key, value in overrides.items() if value != _DEFAULT_SERIES[resource][key]}
+        if resource == "cpu":
+            in_query = _RANGE.search(query)
+            seconds = (
+                int(in_query.group(1)) * _UNIT_SECONDS[in_query.group(2)] if in_query else window_seconds
+            )
+            if seconds:
+                result["windowSeconds"] = seconds
+        series[resource] = result
+        if result:
+            notes.append(
+                f"{where} becomes series {json.dumps(result, separators=(', ', ': '))} on every {resource} "
+                "Resource/ContainerResource metric"
+            )
+    return series
+
+
+def _duration_seconds(text: str) -> int | None:
+    """A Prometheus duration of one unit ("3m", "90s") in seconds; None when empty or not one."""
+    match = re.fullmatch(r"\s*(\d+)([smh])\s*", text)
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
 
 
 def _parse_rule(section: RuleSection, index: int, raw: object, errors: list[str]) -> AdapterRule:
@@ -305,7 +551,7 @@ def series_for_metric(rule: AdapterRule, metric_name: str) -> str | None:
     """
     literal, name_matchers = _series_query_names(rule.series_query)
     candidates = [literal] if literal else _invert_name(rule, metric_name)
-    for series in candidates:
+    for series in (c for c in candidates if re.fullmatch(_IDENT, c)):
         if metric_name_for_series(rule, series) != metric_name:
             continue
         if all(_prom_label_match(op, value, series) for op, value in name_matchers):

@@ -2,8 +2,10 @@
 
 The HPA names a metric of the custom/external metrics API; the PromQL behind it lives in the
 Prometheus Adapter configuration, so Pods/Object/External metrics are converted through
-``ampscaler.importers.adapter``. CPU/memory (``Resource``/``ContainerResource``) metrics have
-no PromQL equivalent in the rule format and are reported, per metric, as not convertible.
+``ampscaler.importers.adapter``. CPU/memory (``Resource``/``ContainerResource``) metrics copy
+across in their autoscaling/v2 shape (the rule's default cAdvisor query reads them), with the
+adapter's ``resourceRules`` as per-metric series overrides when given. An HPA the API server
+would refuse (``importers.hpa_validation``) is refused whole, with the API server's reasons.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 from ampscaler.documents import load_json
 from ampscaler.importers.adapter import (
+    NAMESPACE,
+    POD,
     AdapterConfig,
     AdapterLookupError,
     render_external_query,
@@ -30,6 +34,7 @@ from ampscaler.importers.common import (
     target_document,
     unique_metric_name,
 )
+from ampscaler.importers.hpa_validation import validate_hpa_spec
 from ampscaler.quantity import parse_quantity
 
 HPA_KIND = "HorizontalPodAutoscaler"
@@ -39,11 +44,10 @@ V1_METRICS_ANNOTATION = "autoscaling.alpha.kubernetes.io/metrics"
 KEDA_OWNER_LABEL = "scaledobject.keda.sh/name"
 
 
-# What to query instead of a Resource metric, for the hint (cAdvisor series as scraped on EKS).
-_RESOURCE_SERIES = {
-    "cpu": " (e.g. rate(container_cpu_usage_seconds_total[2m]))",
-    "memory": " (e.g. container_memory_working_set_bytes)",
-}
+# The resources a rule's Resource/ContainerResource metric can read (cAdvisor series exist for these).
+RULE_RESOURCES = ("cpu", "memory")
+# The API server's default when an HPA has no metrics (SetDefaults_HorizontalPodAutoscaler).
+DEFAULT_CPU_UTILIZATION = 80
 
 
 class _NotConvertible(Exception):
@@ -89,13 +93,29 @@ def convert_hpa(
         result.skip(f"created by KEDA for ScaledObject {owner!r}; import the ScaledObject instead")
         return result
 
+    metrics, paths = _metric_specs(api_version, spec, meta, result)
+    if result.problems:
+        return result
+    if not metrics:
+        # The API server stores an HPA without metrics with this one (autoscaling/v2 defaults).
+        metrics = [
+            _resource_spec(
+                "Resource",
+                "cpu",
+                None,
+                {"type": "Utilization", "averageUtilization": DEFAULT_CPU_UTILIZATION},
+            )
+        ]
+        paths = ["spec.metrics"]
+        result.note(f"no metrics: the API server defaults to cpu Utilization {DEFAULT_CPU_UTILIZATION}%")
+    # minReplicas 0 exists only where the HPAScaleToZero gate is on, so the object is judged with it.
+    refused = validate_hpa_spec({"maxReplicas": 0, **spec}, metrics, scale_to_zero=True)
+    if refused:
+        for reason in refused:
+            result.skip(f"the API server would reject this HorizontalPodAutoscaler: {reason}")
+        return result
+
     ref = as_mapping(spec.get("scaleTargetRef"))
-    if not ref.get("name") or not ref.get("kind"):
-        result.skip("spec.scaleTargetRef needs kind and name", "spec.scaleTargetRef")
-        return result
-    if "maxReplicas" not in spec:
-        result.skip("spec.maxReplicas is required", "spec.maxReplicas")
-        return result
     # The API server defaults minReplicas to 1.
     min_replicas = integer_field(spec, "minReplicas", 1, result, "spec.minReplicas")
     max_replicas = integer_field(spec, "maxReplicas", 0, result, "spec.maxReplicas")
@@ -114,12 +134,10 @@ def convert_hpa(
             "metric's activationThreshold (0 here) after cooldownPeriodSeconds (300)"
         )
 
-    metrics, path = _metric_specs(api_version, spec, meta, result)
     taken: set[str] = set()
-    for index, metric in enumerate(metrics):
-        where = f"{path}[{index}]"
+    for metric, where in zip(metrics, paths, strict=True):
         try:
-            converted = _convert_metric(metric, result.ref.namespace, adapter)
+            converted = _convert_metric(metric, result.ref.namespace, adapter, result)
         except _NotConvertible as exc:
             result.skip(str(exc), where)
             continue
@@ -138,8 +156,8 @@ def convert_hpa(
 
 def _metric_specs(
     api_version: str, spec: Mapping[str, Any], meta: Mapping[str, Any], result: ItemResult
-) -> tuple[list[dict[str, Any]], str]:
-    """The HPA's metrics in autoscaling/v2 shape, and the manifest path they came from."""
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The HPA's metrics in autoscaling/v2 shape, and the manifest path each came from."""
     if api_version == "autoscaling/v1":
         metrics: list[dict[str, Any]] = []
         raw = as_mapping(meta.get("annotations")).get(V1_METRICS_ANNOTATION)
@@ -151,18 +169,22 @@ def _metric_specs(
                     f"annotation is not a JSON list of metrics: {exc}",
                     f"metadata.annotations[{V1_METRICS_ANNOTATION}]",
                 )
-        # targetCPUUtilizationPercentage defaults to 80 when no other metric is given.
-        cpu = spec.get("targetCPUUtilizationPercentage", 80 if not metrics else None)
+        # Upstream Convert_v1_HorizontalPodAutoscaler_To_autoscaling_HorizontalPodAutoscaler: the
+        # annotation's metrics first, then targetCPUUtilizationPercentage as a cpu Utilization metric.
+        cpu = spec.get("targetCPUUtilizationPercentage")
         if cpu is not None:
-            result.skip(
-                f"CPU utilization target ({cpu}%) is a Resource metric; ampscaler rules scale on PromQL only",
-                "spec.targetCPUUtilizationPercentage",
+            metrics.append(
+                _resource_spec("Resource", "cpu", None, {"type": "Utilization", "averageUtilization": cpu})
             )
-        return metrics, f"metadata.annotations[{V1_METRICS_ANNOTATION}]"
+        annotation = f"metadata.annotations[{V1_METRICS_ANNOTATION}]"
+        paths = [f"{annotation}[{i}]" for i in range(len(metrics))]
+        if cpu is not None:
+            paths[-1] = "spec.targetCPUUtilizationPercentage"
+        return metrics, paths
     raw_metrics = [as_mapping(m) for m in as_list(spec.get("metrics"))]
     if api_version == "autoscaling/v2beta1":
-        return [_from_v2beta1(m) for m in raw_metrics], "spec.metrics"
-    return raw_metrics, "spec.metrics"
+        raw_metrics = [_from_v2beta1(m) for m in raw_metrics]
+    return raw_metrics, [f"spec.metrics[{i}]" for i in range(len(raw_metrics))]
 
 
 def _from_v2beta1(metric: Mapping[str, Any]) -> dict[str, Any]:
@@ -178,15 +200,17 @@ def _from_v2beta1(metric: Mapping[str, Any]) -> dict[str, Any]:
             "type": "Pods",
             "pods": {
                 "metric": {"name": src.get("metricName"), "selector": src.get("selector")},
-                "target": {"type": "AverageValue", "averageValue": src.get("targetAverageValue")},
+                # targetAverageValue is a non-pointer Quantity in v2beta1: absent reads as 0.
+                "target": {"type": "AverageValue", "averageValue": src.get("targetAverageValue", "0")},
             },
         }
     if kind == "Object":
         src = as_mapping(metric.get("object"))
+        # targetValue is a non-pointer Quantity carried into target.value either way, so an
+        # Object metric on averageValue still needs a positive targetValue to validate.
+        target = {"type": "Value", "value": src.get("targetValue", "0")}
         if src.get("averageValue") is not None:
-            target = {"type": "AverageValue", "averageValue": src.get("averageValue")}
-        else:
-            target = {"type": "Value", "value": src.get("targetValue")}
+            target = {**target, "type": "AverageValue", "averageValue": src.get("averageValue")}
         return {
             "type": "Object",
             "object": {
@@ -208,23 +232,39 @@ def _from_v2beta1(metric: Mapping[str, Any]) -> dict[str, Any]:
                 "target": target,
             },
         }
-    # Resource/ContainerResource keep their v2beta1 body; only their name is reported.
+    if kind in ("Resource", "ContainerResource"):
+        # Upstream Convert_v2beta1_ResourceMetricSource_To_autoscaling_ResourceMetricSource: the
+        # type follows the field set, Utilization winning when both are (validation then refuses it).
+        src = as_mapping(metric.get("resource" if kind == "Resource" else "containerResource"))
+        resource_target: dict[str, Any] = {}
+        if src.get("targetAverageValue") is not None:
+            resource_target = {"type": "AverageValue", "averageValue": src.get("targetAverageValue")}
+        if src.get("targetAverageUtilization") is not None:
+            resource_target = {
+                **resource_target,
+                "type": "Utilization",
+                "averageUtilization": src.get("targetAverageUtilization"),
+            }
+        return _resource_spec(kind, src.get("name"), src.get("container"), resource_target)
     return dict(metric)
 
 
+def _resource_spec(kind: str, name: object, container: object, target: dict[str, Any]) -> dict[str, Any]:
+    """An autoscaling/v2 Resource or ContainerResource MetricSpec."""
+    if kind == "Resource":
+        return {"type": "Resource", "resource": {"name": name, "target": target}}
+    return {
+        "type": "ContainerResource",
+        "containerResource": {"name": name, "container": container, "target": target},
+    }
+
+
 def _convert_metric(
-    metric: Mapping[str, Any], namespace: str, adapter: AdapterConfig | None
+    metric: Mapping[str, Any], namespace: str, adapter: AdapterConfig | None, result: ItemResult
 ) -> dict[str, Any]:
     kind = str(metric.get("type", ""))
     if kind in ("Resource", "ContainerResource"):
-        body = as_mapping(metric.get("resource" if kind == "Resource" else "containerResource"))
-        container = f" of container {body['container']!r}" if body.get("container") else ""
-        example = _RESOURCE_SERIES.get(str(body.get("name")), "")
-        raise _NotConvertible(
-            f"{kind} metric {body.get('name', '?')}{container} is read from the resource metrics API "
-            "(metrics-server), not PromQL; ampscaler rules cover Pods/Object/External metrics only — "
-            f"write a Pods metric with a PromQL query{example} instead"
-        )
+        return _convert_resource(kind, metric, adapter, result)
     if kind not in ("Pods", "Object", "External"):
         raise _NotConvertible(f"metric type {kind!r} is not one of Pods/Object/External")
     body = as_mapping(metric.get(kind.lower()))
@@ -239,11 +279,19 @@ def _convert_metric(
             "API; pass --adapter-config with the Prometheus Adapter configuration that serves it"
         )
     try:
+        resolved = adapter.resolve(
+            name,
+            "externalRules" if kind == "External" else "rules",
+            (NAMESPACE, POD) if kind == "Pods" else (NAMESPACE,) if kind == "Object" else (),
+        )
+        if resolved.alternatives:
+            result.note(
+                f"{kind} metric {name!r}: read as series {resolved.series!r} ({resolved.rule.where}); "
+                f"{', '.join(resolved.alternatives)} would also expose it — check which series exists"
+            )
         if kind == "External":
-            resolved = adapter.resolve(name, "externalRules")
             query = render_external_query(resolved, namespace, ident.get("selector"))
             return {"name": name, "type": "External", "query": query, "target": target}
-        resolved = adapter.resolve(name, "rules")
         if kind == "Pods":
             query, pod_label = render_pods_query(resolved, namespace, ident.get("selector"))
             return {"name": name, "type": "Pods", "query": query, "podLabel": pod_label, "target": target}
@@ -274,3 +322,53 @@ def _target(kind: str, target: Mapping[str, Any]) -> dict[str, Any]:
     except ValueError as exc:
         raise _NotConvertible(f"target.{key}: {exc}") from exc
     return {"type": target_type, key: amount}
+
+
+def _convert_resource(
+    kind: str, metric: Mapping[str, Any], adapter: AdapterConfig | None, result: ItemResult
+) -> dict[str, Any]:
+    """A Resource/ContainerResource metric as the rule's metric of the same shape.
+
+    The HPA controller goes by which target field is set, not by ``target.type``
+    (computeStatusForResourceMetric: ``averageValue`` first, else ``averageUtilization``), so
+    the rule's target is built the same way.
+    """
+    field = "resource" if kind == "Resource" else "containerResource"
+    body = as_mapping(metric.get(field))
+    resource = str(body.get("name") or "")
+    container = str(body.get("container") or "")
+    of_container = f" of container {container!r}" if container else ""
+    if resource not in RULE_RESOURCES:
+        raise _NotConvertible(
+            f"{kind} metric {resource}{of_container}: ampscaler reads cpu and memory usage from cAdvisor "
+            f"series; there is no default series for {resource!r}"
+        )
+    raw_target = as_mapping(body.get("target"))
+    target: dict[str, Any]
+    if raw_target.get("averageValue") is not None:
+        try:
+            target = {"type": "AverageValue", "averageValue": parse_quantity(raw_target["averageValue"])}
+        except ValueError as exc:
+            raise _NotConvertible(f"{field}.target.averageValue: {exc}") from exc
+    else:
+        target = {"type": "Utilization", "averageUtilization": int(raw_target["averageUtilization"])}
+    if raw_target.get("type") != target["type"]:
+        result.note(
+            f"{kind} {resource}{of_container}: target.type {raw_target.get('type')!r} with "
+            f"{'averageValue' if target['type'] == 'AverageValue' else 'averageUtilization'} set; the HPA goes "
+            f"by the field set, so the rule's target is {target['type']}"
+        )
+    converted_body: dict[str, Any] = {"name": resource}
+    if kind == "ContainerResource":
+        converted_body["container"] = container
+    converted_body["target"] = target
+    converted: dict[str, Any] = {
+        "name": f"{resource}-{container}" if container else resource,
+        "type": kind,
+        field: converted_body,
+    }
+    if adapter is not None:
+        series = adapter.resource_series.get(resource)
+        if series:
+            converted["series"] = dict(series)
+    return converted

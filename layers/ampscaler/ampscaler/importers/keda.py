@@ -3,8 +3,14 @@
 Each prometheus trigger becomes an ``External`` metric exactly as KEDA hands it to the HPA it
 creates: metric name ``s<index>-prometheus`` (unless the trigger is named), target
 ``AverageValue``/``Value`` = ``threshold`` per the trigger's ``metricType``, plus KEDA's
-``activationThreshold`` and ``ignoreNullValues`` (an empty result counts as 0). Triggers of any
-other type read their source directly, not through PromQL, and are reported per trigger.
+``activationThreshold`` and ``ignoreNullValues`` (an empty result counts as 0). ``cpu``/``memory``
+triggers become the ``Resource`` (or, with ``containerName``, ``ContainerResource``) metric KEDA
+gives its HPA. Triggers of any other type read their source directly, not through PromQL, and are
+reported per trigger.
+
+A ScaledObject KEDA would refuse (its admission webhook, or a trigger whose metadata its scaler
+cannot parse, which leaves the object not Ready and its HPA unmanaged) is refused whole with
+KEDA's reason, even when the offending field is one ampscaler would drop.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from ampscaler.importers.common import (
     target_document,
     unique_metric_name,
 )
+from ampscaler.quantity import parse_quantity, quantity_decimal
 
 SCALED_OBJECT_KIND = "ScaledObject"
 KEDA_API_VERSION = "keda.sh/v1alpha1"
@@ -61,6 +68,164 @@ class _NotConvertible(Exception):
     """One trigger cannot become a rule metric; the message is the reason."""
 
 
+class _Rejected(Exception):
+    """KEDA itself would refuse the object; the message is KEDA's reason."""
+
+
+# Metadata keys of the prometheus scaler by parsed type (scalers/prometheus_scaler.go,
+# prometheusMetadata), checked as typed_config parses them.
+_PROMETHEUS_REQUIRED = ("serverAddress", "query", "threshold")
+_PROMETHEUS_FLOATS = ("threshold", "activationThreshold")
+_PROMETHEUS_BOOLS = ("ignoreNullValues", "unsafeSsl")
+_PROMETHEUS_MAPS = ("customHeaders", "queryParameters")
+_RESOURCE_TRIGGERS = ("cpu", "memory")
+
+
+def keda_rejections(spec: Mapping[str, Any]) -> list[str]:
+    """Why KEDA would refuse this ScaledObject spec: its webhook's checks and its scalers' parsing.
+
+    Upstream: apis/keda/v1alpha1 ``CheckReplicaCountBoundsAreValid``, ``CheckFallbackValid``
+    (the cpu/memory part, present in every release with fallback), the webhook's "only cpu/memory
+    triggers AND minReplica is 0" check, ``cpu_memory_scaler.go`` ``parseResourceMetadata`` and
+    ``prometheus_scaler.go`` ``parsePrometheusMetadata`` through ``typed_config.go``. Only
+    prometheus, cpu and memory triggers are parsed here; other types are reported per trigger.
+
+    Returns
+    -------
+    list[str]
+        KEDA's messages, each prefixed with the trigger it concerns; empty when KEDA accepts it.
+    """
+    reasons: list[str] = []
+    min_count = _spec_int(spec, "minReplicaCount", DEFAULT_MIN_REPLICA_COUNT)
+    max_count = _spec_int(spec, "maxReplicaCount", DEFAULT_MAX_REPLICA_COUNT)
+    idle = _spec_int(spec, "idleReplicaCount", None)
+    if min_count is not None and max_count is not None and min_count > max_count:
+        reasons.append(f"MinReplicaCount={min_count} must be less than MaxReplicaCount={max_count}")
+    if idle is not None and min_count is not None and idle >= min_count:
+        reasons.append(f"IdleReplicaCount={idle} must be less than MinReplicaCount={min_count}")
+    triggers = [as_mapping(t) for t in as_list(spec.get("triggers"))]
+    fallback = spec.get("fallback")
+    if isinstance(fallback, dict):
+        threshold = _spec_int(fallback, "failureThreshold", 0)
+        replicas = _spec_int(fallback, "replicas", 0)
+        if (threshold or 0) < 0 or (replicas or 0) < 0:
+            reasons.append(
+                f"FailureThreshold={threshold} & Replicas={replicas} must both be greater than or equal to 0"
+            )
+        for trigger in triggers:
+            if trigger.get("type") in _RESOURCE_TRIGGERS:
+                reasons.append(
+                    f"type is {trigger.get('type')}, but fallback it is not supported by the CPU & memory scalers"
+                )
+                break
+    if triggers and all(t.get("type") in _RESOURCE_TRIGGERS for t in triggers) and min_count == 0:
+        reasons.append(
+            "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)"
+        )
+    for index, trigger in enumerate(triggers):
+        kind = str(trigger.get("type", ""))
+        where = f"triggers[{index}] ({kind})"
+        if kind == "prometheus":
+            reasons.extend(
+                f"{where}: error parsing prometheus metadata: {r}" for r in _prometheus_errors(trigger)
+            )
+        elif kind in _RESOURCE_TRIGGERS:
+            reasons.extend(
+                f"{where}: error parsing {kind} metadata: {r}" for r in _resource_trigger_errors(trigger)
+            )
+    return reasons
+
+
+def _spec_int(spec: Mapping[str, Any], key: str, default: int | None) -> int | None:
+    """An integer field (or its default); None when absent without default or not an integer,
+    which ``integer_field`` reports during conversion."""
+    raw = spec.get(key, default)
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not float(raw).is_integer():
+        return None
+    return int(raw)
+
+
+def _go_float(raw: str) -> float | None:
+    """Go's strconv.ParseFloat(raw, 64) for decimal text; None where Go reports an error.
+
+    Python's float() also takes "1_000", surrounding spaces and "infinity" spelled other ways;
+    Go takes underscores only after a base prefix, so those are refused here as KEDA would.
+    """
+    if raw != raw.strip() or "_" in raw or not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _prometheus_errors(trigger: Mapping[str, Any]) -> list[str]:
+    """typed_config's errors for the prometheus scaler's metadata (every one, as KEDA reports them)."""
+    metadata = {str(k): v for k, v in as_mapping(trigger.get("metadata")).items()}
+    errors: list[str] = []
+    for key in _PROMETHEUS_REQUIRED:
+        if str(metadata.get(key) or "") == "":
+            errors.append(f'missing required parameter "{key}" in [triggerMetadata]')
+    for key in _PROMETHEUS_FLOATS:
+        raw = metadata.get(key)
+        if raw is not None and str(raw) != "" and _go_float(str(raw)) is None:
+            errors.append(
+                f'unable to set param "{key}" value "{raw}": strconv.ParseFloat: parsing "{raw}": invalid syntax'
+            )
+    for key in _PROMETHEUS_BOOLS:
+        raw = metadata.get(key)
+        if raw is not None and str(raw) != "" and str(raw) not in _TRUE | _FALSE:
+            errors.append(
+                f'unable to set param "{key}" value "{raw}": strconv.ParseBool: parsing "{raw}": invalid syntax'
+            )
+    for key in _PROMETHEUS_MAPS:
+        raw = metadata.get(key)
+        if raw is None or str(raw) == "":
+            continue
+        for pair in str(raw).split(","):
+            if "=" not in pair:
+                errors.append(
+                    f'unable to set param "{key}" value "{raw}": invalid map value "{pair}", expected key=value'
+                )
+                break
+    metric_type = str(trigger.get("metricType") or "")
+    if metric_type == "Utilization":
+        errors.append(
+            "'Utilization' metric type is unsupported for external metrics, allowed values are 'Value' or 'AverageValue'"
+        )
+    elif metric_type not in ("", "AverageValue", "Value"):
+        errors.append(f"unknown metric type: {metric_type}")
+    return errors
+
+
+def _resource_trigger_errors(trigger: Mapping[str, Any]) -> list[str]:
+    """parseResourceMetadata's errors for a cpu/memory trigger."""
+    metadata = as_mapping(trigger.get("metadata"))
+    legacy = str(metadata.get("type") or "")
+    metric_type = str(trigger.get("metricType") or "")
+    if legacy and metric_type:
+        return ["only one of trigger.metadata.type or trigger.metricType should be defined"]
+    chosen = legacy or metric_type
+    if not chosen:
+        return ["no type given in neither trigger.metadata.type or trigger.metricType"]
+    value = str(metadata.get("value") or "")
+    if not value:
+        return ["no value given"]
+    if chosen == "AverageValue":
+        try:
+            quantity_decimal(value)
+        except ValueError:
+            return [
+                f"quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' ({value!r})"
+            ]
+        return []
+    if chosen == "Utilization":
+        if re.fullmatch(r"[+-]?\d+", value) is None or not -(2**31) <= int(value) < 2**31:
+            return [f'strconv.ParseInt: parsing "{value}": invalid syntax']
+        return []
+    return ["unsupported metric type, allowed values are 'Utilization' or 'AverageValue'"]
+
+
 def convert_scaled_object(manifest: Mapping[str, Any], cluster: str | None) -> ItemResult:
     """Convert one KEDA ScaledObject into a rule document.
 
@@ -91,6 +256,11 @@ def convert_scaled_object(manifest: Mapping[str, Any], cluster: str | None) -> I
     meta = as_mapping(manifest.get("metadata"))
     spec = as_mapping(manifest.get("spec"))
     advanced = as_mapping(spec.get("advanced"))
+    rejected = keda_rejections(spec)
+    if rejected:
+        for reason in rejected:
+            result.skip(f"KEDA would reject this ScaledObject: {reason}")
+        return result
     if advanced.get("scalingModifiers"):
         # The formula replaces every trigger's metric with one composite metric: converting the
         # triggers alone would scale on something else.
@@ -143,6 +313,10 @@ def convert_scaled_object(manifest: Mapping[str, Any], cluster: str | None) -> I
         where = f"spec.triggers[{index}]"
         try:
             metric, source, address = _convert_trigger(index, trigger, result)
+            if source is _NO_SOURCE:
+                metric["name"] = unique_metric_name(str(metric["name"]), taken)
+                doc["metrics"].append(metric)
+                continue
             if sources and source != sources[0][0]:
                 raise _NotConvertible(
                     f"serverAddress {address} differs from the first trigger's {sources[0][1]}; "
@@ -197,6 +371,33 @@ def convert_scaled_object(manifest: Mapping[str, Any], cluster: str | None) -> I
     return result
 
 
+# A cpu/memory trigger reads no Prometheus: it takes no part in the one-server check.
+_NO_SOURCE: dict[str, Any] = {"none": True}
+
+
+def _resource_trigger(kind: str, trigger: Mapping[str, Any]) -> dict[str, Any]:
+    """A cpu/memory trigger as the metric KEDA puts in its HPA (cpu_memory_scaler.go GetMetricSpecForScaling).
+
+    ``keda_rejections`` has already checked the metadata, so the values parse.
+    """
+    metadata = as_mapping(trigger.get("metadata"))
+    target_type = str(metadata.get("type") or trigger.get("metricType"))
+    value = str(metadata["value"])
+    target: dict[str, Any] = (
+        {"type": "Utilization", "averageUtilization": int(value)}
+        if target_type == "Utilization"
+        else {"type": "AverageValue", "averageValue": parse_quantity(value)}
+    )
+    container = str(metadata.get("containerName") or "")
+    if container:
+        return {
+            "name": f"{kind}-{container}",
+            "type": "ContainerResource",
+            "containerResource": {"name": kind, "container": container, "target": target},
+        }
+    return {"name": kind, "type": "Resource", "resource": {"name": kind, "target": target}}
+
+
 def _paused(meta: Mapping[str, Any], doc: dict[str, Any], result: ItemResult) -> None:
     annotations = as_mapping(meta.get("annotations"))
     replicas = annotations.get(PAUSED_REPLICAS_ANNOTATION)
@@ -216,11 +417,8 @@ def _convert_trigger(
 ) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
     """One prometheus trigger as a rule metric, its Prometheus source and raw serverAddress."""
     kind = str(trigger.get("type", ""))
-    if kind in ("cpu", "memory"):
-        raise _NotConvertible(
-            f"{kind} trigger is a Resource metric read from metrics-server, not PromQL; ampscaler rules "
-            "cover Pods/Object/External metrics only"
-        )
+    if kind in _RESOURCE_TRIGGERS:
+        return _resource_trigger(kind, trigger), _NO_SOURCE, ""
     if kind != "prometheus":
         raise _NotConvertible(
             f"{kind or '(no type)'} trigger reads its source directly, not through Prometheus; export the "
