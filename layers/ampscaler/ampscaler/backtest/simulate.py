@@ -6,8 +6,9 @@ count is the demand, spread over the simulated ready pods); ``Object``/``Externa
 replayed as observed. ``Resource``/``ContainerResource`` metrics are replayed like ``Pods`` ones:
 the observed usage (cores or bytes) is spread over the simulated ready pods, which request what
 ``BacktestOptions.pod_requests`` says, and whose start and Ready times the HPA's CPU rules see
-(the pods of the initial count have been running long before the replay starts). The rule's ``paused``/``dryRun`` flags are ignored on purpose: a backtest
-shows what the rule would do if it were active.
+(the pods of the initial count have been running long before the replay starts). The rule's
+``paused``/``dryRun`` flags are ignored on purpose: a backtest shows what the rule would do if it
+were active.
 """
 
 from __future__ import annotations
