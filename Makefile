@@ -43,7 +43,7 @@ test: $(STAMP) lint typecheck
 	$(PY) -m pytest -q
 
 demo: $(DEMO_STAMP)
-	$(PY) -m devstack.demo
+	$(PY) -m devstack.demo $(if $(SCENARIO),--scenario $(SCENARIO))
 
 # The shim runs this clone's venv, so the CLI works from any directory without activating it.
 install: $(DEMO_STAMP)

@@ -1,6 +1,11 @@
 """``make demo``: the real scaler handler scaling a simulated Deployment through a traffic burst, locally.
 
-``python -m devstack.demo [--duration SECONDS] [--interval SECONDS] [--out DIR] [--quiet]``
+``python -m devstack.demo [--scenario rps|cpu] [--duration SECONDS] [--interval SECONDS] [--out DIR] [--quiet]``
+
+``--scenario cpu`` runs a CPU ``Resource`` rule (60 % of requests) instead: the Deployment's pods
+request 500m of CPU, and the traffic is cAdvisor's ``container_cpu_usage_seconds_total`` per pod
+(the app container, the pause container and the pod cgroup, as the kubelet reports them), read by
+the rule's default query.
 
 Everything runs on loopback from ``devstack.stack.LocalStack`` (real Prometheus behind the SigV4
 proxy, moto server, the Kubernetes API simulator with pods Ready a few seconds after creation). The
@@ -26,13 +31,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 from ampscaler import contract
+from devstack.cadvisor import PAUSE_CPU_CORES, PAUSE_MEMORY_BYTES, pod_snapshot
+from devstack.kube_sim import DEFAULT_CONTAINERS, SimContainer
 from devstack.lambda_runtime import LineCapture, LocalFunction, LocalSchedule, SqsEventSource, load_handler
 from devstack.stack import CLUSTER, LocalStack
 
@@ -52,6 +59,11 @@ SLOTS_PER_FIRING = 4
 WRITE_PERIOD_SECONDS = 1.0
 # History written before the run so the first tick already sees a rate.
 BACKFILL_SECONDS = 60
+# The CPU scenario: each pod requests 500m and the rule keeps usage at 60 % of requests, so one
+# pod is right for 0.3 cores of demand.
+CPU_REQUEST_CORES = 0.5
+CPU_TARGET_UTILIZATION = 60
+APP_MEMORY_BYTES = 96 * 1024 * 1024
 # Exit statuses: the shell convention 128 + signal number for an interrupted run.
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -81,6 +93,12 @@ class Scenario:
     # Rule timings at the default duration; shorter runs shrink them proportionally.
     stabilization_seconds: int = 20
     rate_window_seconds: int = 15
+
+    # How demand and the metric read in the live lines, the summary and the figure.
+    demand_unit: ClassVar[str] = "rps"
+    percent: ClassVar[bool] = False
+    # The Deployment was already running this long when the demo starts (0: created now).
+    workload_age_seconds: ClassVar[float] = 0.0
 
     @classmethod
     def for_duration(cls, duration_seconds: float) -> Scenario:
@@ -114,6 +132,31 @@ class Scenario:
         """The rule's PromQL: requests per second of each pod."""
         return f'sum by (pod) (rate({METRIC}{{namespace="{NAMESPACE}"}}[{self.rate_window_seconds}s]))'
 
+    @property
+    def per_pod_target(self) -> float:
+        """The demand one pod should carry at the target, in ``demand_unit``."""
+        return TARGET_PER_POD
+
+    @property
+    def target(self) -> float:
+        """The rule's target as the decision reports it (per-pod rps here)."""
+        return TARGET_PER_POD
+
+    def describe(self) -> str:
+        """The rule in one line, for the terminal."""
+        return f"{self.query}  target {TARGET_PER_POD:g}/pod"
+
+    def containers(self) -> tuple[SimContainer, ...]:
+        """What the Deployment's pods run (their resource requests)."""
+        return DEFAULT_CONTAINERS
+
+    def samples(
+        self, pod: str, counter: float, at: float, elapsed: float
+    ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        """The series one pod reports at ``at`` whose counter of demand served is ``counter``."""
+        labels = {"__name__": METRIC, "namespace": NAMESPACE, "pod": pod, "job": DEPLOYMENT}
+        return [(labels, [(at, counter)])]
+
     def rule(self) -> dict[str, Any]:
         """The embedded example rule (what a user would put into Parameter Store)."""
         return {
@@ -133,6 +176,84 @@ class Scenario:
             # Upstream's default scale-down window is 300 s; shortened so the demo fits in minutes.
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": self.stabilization_seconds}},
         }
+
+
+@dataclass(frozen=True)
+class CpuScenario(Scenario):
+    """The same burst as CPU load, in cores, against a CPU ``Resource`` rule at 60 % of requests.
+
+    Each ready pod's app container burns ``demand / ready pods`` cores; cAdvisor-shaped series
+    (``container_cpu_usage_seconds_total`` of the app container, the pause container and the pod
+    cgroup) carry it, and the rule's default query reads it over a ``rate_window_seconds`` window.
+    The Deployment has been running for a minute already, so its pod is past the window since it
+    turned Ready, as the HPA's CPU rules require before they count a pod's usage.
+    """
+
+    base_rps: float = 0.2
+    peak_rps: float = 2.7
+    after_rps: float = 0.4
+
+    demand_unit: ClassVar[str] = "cores"
+    percent: ClassVar[bool] = True
+    workload_age_seconds: ClassVar[float] = float(BACKFILL_SECONDS)
+
+    @property
+    def per_pod_target(self) -> float:
+        """Cores per pod at the target: 60 % of the 500m request."""
+        return CPU_REQUEST_CORES * CPU_TARGET_UTILIZATION / 100
+
+    @property
+    def target(self) -> float:
+        """The utilization target in percent."""
+        return float(CPU_TARGET_UTILIZATION)
+
+    def describe(self) -> str:
+        """The rule in one line, for the terminal."""
+        return (
+            f"Resource cpu, Utilization {CPU_TARGET_UTILIZATION}% of requests ({CPU_REQUEST_CORES * 1000:g}m "
+            f"per pod), default cAdvisor query over a {self.rate_window_seconds}s window"
+        )
+
+    def rule(self) -> dict[str, Any]:
+        """A CPU rule as an HPA spec would paste in, with the demo's short windows."""
+        return {
+            "apiVersion": "ampscaler/v1",
+            "target": {"cluster": CLUSTER, "namespace": NAMESPACE, "kind": "Deployment", "name": DEPLOYMENT},
+            "minReplicas": MIN_REPLICAS,
+            "maxReplicas": MAX_REPLICAS,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": CPU_TARGET_UTILIZATION},
+                    },
+                    # The stack's 180 s window would outlast the demo; 15 s follows the burst.
+                    "series": {"windowSeconds": self.rate_window_seconds},
+                }
+            ],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": self.stabilization_seconds}},
+        }
+
+    def containers(self) -> tuple[SimContainer, ...]:
+        """One app container requesting 500m of CPU and 128Mi of memory."""
+        return (SimContainer("app", {"cpu": f"{CPU_REQUEST_CORES * 1000:g}m", "memory": "128Mi"}),)
+
+    def samples(
+        self, pod: str, counter: float, at: float, elapsed: float
+    ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        """One cAdvisor scrape of the pod: ``counter`` CPU seconds in the app container."""
+        labels_series = pod_snapshot(
+            NAMESPACE,
+            pod,
+            {"app": counter, "POD": PAUSE_CPU_CORES * max(0.0, elapsed)},
+            {"app": APP_MEMORY_BYTES, "POD": PAUSE_MEMORY_BYTES},
+            at,
+        )
+        return [(dict(labels), list(points)) for labels, points in labels_series]
+
+
+SCENARIOS: Mapping[str, type[Scenario]] = {"rps": Scenario, "cpu": CpuScenario}
 
 
 @dataclass(frozen=True)
@@ -158,6 +279,9 @@ class TickRow:
     desired: int
     reason: str
     patched: bool
+    # How the row reads: demand unit, and whether value/target are percentages (CPU utilization).
+    demand_unit: str = "rps"
+    percent: bool = False
 
 
 class TrafficGenerator:
@@ -184,12 +308,16 @@ class TrafficGenerator:
         """Write ``seconds`` of history at the base demand, so the first tick already has a rate."""
         pods = self.stack.kube.ready_pods(NAMESPACE)
         per_pod = self.scenario.base_rps / max(1, len(pods))
-        series = []
+        merged: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[tuple[float, float]]]] = {}
         for pod in pods:
-            points = [(self.started - seconds + i, per_pod * i) for i in range(seconds + 1)]
-            self.counters[pod] = points[-1][1]
-            series.append((self._labels(pod), points))
-        self.stack.write_samples(series)
+            for i in range(seconds + 1):
+                at = self.started - seconds + i
+                for labels, points in self.scenario.samples(
+                    pod, per_pod * i, at, at - self.started + seconds
+                ):
+                    merged.setdefault(tuple(sorted(labels.items())), (labels, []))[1].extend(points)
+            self.counters[pod] = per_pod * seconds
+        self.stack.write_samples(list(merged.values()))
 
     def start(self) -> None:
         """Start writing in the background."""
@@ -209,9 +337,6 @@ class TrafficGenerator:
         """A copy of every sample written so far."""
         with self._lock:
             return list(self.samples)
-
-    def _labels(self, pod: str) -> dict[str, str]:
-        return {"__name__": METRIC, "namespace": NAMESPACE, "pod": pod, "job": DEPLOYMENT}
 
     def _run(self) -> None:
         next_at = self.started + WRITE_PERIOD_SECONDS
@@ -235,7 +360,10 @@ class TrafficGenerator:
         for pod in pods:
             self.counters[pod] = self.counters.get(pod, 0.0) + per_pod * dt
         if pods:
-            self.stack.write_samples([(self._labels(p), [(now, self.counters[p])]) for p in pods])
+            elapsed = now - self.started + BACKFILL_SECONDS
+            self.stack.write_samples(
+                [series for p in pods for series in self.scenario.samples(p, self.counters[p], now, elapsed)]
+            )
         with self._lock:
             self.samples.append(TrafficSample(now - self.started, demand, len(pods), replicas))
 
@@ -262,19 +390,27 @@ HEADER = f"{'TIME':>5}  {'DEMAND':>8}  {'TARGETS':>11}  {'READY':>5}  {'REPLICAS
 
 def format_tick(row: TickRow) -> str:
     """One live line: time, demand, per-pod value/target, ready pods, current -> desired, reason."""
-    minutes, seconds = divmod(round(row.elapsed), 60)
-    value = "<unknown>" if row.value is None else f"{row.value:.1f}"
-    targets = f"{value}/{row.target:g}"
+    # A slot may start a moment before the traffic does: shown as -00:01, not -1:59.
+    sign = "-" if round(row.elapsed) < 0 else ""
+    minutes, seconds = divmod(abs(round(row.elapsed)), 60)
+    if row.percent:
+        value = "<unknown>" if row.value is None else f"{row.value:.0f}%"
+        targets = f"{value}/{row.target:g}%"
+        demand = f"{row.demand:>4.2f}{row.demand_unit}"
+    else:
+        value = "<unknown>" if row.value is None else f"{row.value:.1f}"
+        targets = f"{value}/{row.target:g}"
+        demand = f"{row.demand:>5.1f}{row.demand_unit}"
     replicas = f"{row.current} -> {row.desired}"
     mark = "  (scaled)" if row.patched else ""
-    return (
-        f"{minutes:02d}:{seconds:02d}  {row.demand:>5.1f}rps  {targets:>11}  {row.ready:>5}  "
-        f"{replicas:>8}  {row.reason}{mark}"
-    )
+    return f"{sign}{minutes:02d}:{seconds:02d}  {demand:>8}  {targets:>11}  {row.ready:>5}  {replicas:>8}  {row.reason}{mark}"
 
 
-def tick_row(record: dict[str, Any], started: float, demand: float) -> TickRow:
+def tick_row(
+    record: dict[str, Any], started: float, demand: float, scenario: Scenario | None = None
+) -> TickRow:
     """The live-line view of one logged decision record."""
+    scenario = scenario or Scenario()
     output = record["output"]
     metric = output["metrics"][0] if output.get("metrics") else {}
     pods = record["input"].get("pods") or []
@@ -282,12 +418,14 @@ def tick_row(record: dict[str, Any], started: float, demand: float) -> TickRow:
         elapsed=float(record["input"]["now"]) - started,
         demand=demand,
         value=metric.get("current"),
-        target=float(metric.get("target", TARGET_PER_POD)),
+        target=float(metric.get("target", scenario.target)),
         ready=sum(1 for p in pods if p.get("ready") and not p.get("deleting")),
         current=int(record["from"]),
         desired=int(record["to"]),
         reason=str(record["reason"]),
         patched=bool(record["patched"]),
+        demand_unit=scenario.demand_unit,
+        percent=scenario.percent,
     )
 
 
@@ -343,14 +481,21 @@ def sleep_until(at: float) -> None:
 
 def run_demo(stack: LocalStack, args: argparse.Namespace, term: Terminal) -> DemoResult:
     """Set up the workload and the rule, generate traffic and tick until the duration is over."""
-    scenario = Scenario.for_duration(args.duration)
+    scenario = SCENARIOS[getattr(args, "scenario", "rps")].for_duration(args.duration)
     interval = int(args.interval)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult(scenario, interval)
 
     # Created first: its pod becomes Ready while the handler is imported.
-    stack.kube.add_deployment(NAMESPACE, DEPLOYMENT, replicas=MIN_REPLICAS, labels={"app": DEPLOYMENT})
+    stack.kube.add_deployment(
+        NAMESPACE,
+        DEPLOYMENT,
+        replicas=MIN_REPLICAS,
+        labels={"app": DEPLOYMENT},
+        containers=scenario.containers(),
+        age_seconds=scenario.workload_age_seconds,
+    )
     stack.put_rule(RULE_NAME, scenario.rule())
     capture = LineCapture()
     with (
@@ -368,11 +513,12 @@ def run_demo(stack: LocalStack, args: argparse.Namespace, term: Terminal) -> Dem
         traffic.backfill(BACKFILL_SECONDS)
         traffic.start()
         term.say(
-            f"rule {RULE_NAME}: {scenario.query}  target {TARGET_PER_POD:g}/pod, "
+            f"rule {RULE_NAME}: {scenario.describe()}, "
             f"replicas {MIN_REPLICAS}..{MAX_REPLICAS}, scale-down window {scenario.stabilization_seconds}s"
         )
         term.say(
-            f"traffic {scenario.base_rps:g} -> {scenario.peak_rps:g} -> {scenario.after_rps:g} rps over "
+            f"traffic {scenario.base_rps:g} -> {scenario.peak_rps:g} -> {scenario.after_rps:g} "
+            f"{scenario.demand_unit} over "
             f"{scenario.duration_seconds:g}s; a slot every {interval}s (schedule + slot queue); Ctrl-C stops\n"
         )
         term.say(HEADER, live=True)
@@ -447,7 +593,9 @@ def _rows(
         if record.get("event") == "decision":
             decisions_file.write(line + "\n")
             result.decisions.append(record)
-            row = tick_row(record, started, traffic.demand_at(float(record["input"]["now"])))
+            row = tick_row(
+                record, started, traffic.demand_at(float(record["input"]["now"])), traffic.scenario
+            )
         elif record.get("event") == "tick" and record.get("rules"):
             slot_start = float(int(record["slot"]))  # slot ids are their start, unix seconds
             # [rule, current, desired, [metric values]]: a steady evaluation, logged compactly.
@@ -456,12 +604,14 @@ def _rows(
                 elapsed=slot_start - started,
                 demand=traffic.demand_at(slot_start),
                 value=values[0] if values else None,
-                target=TARGET_PER_POD,
+                target=traffic.scenario.target,
                 ready=len(stack.kube.ready_pods(NAMESPACE)),
                 current=int(current),
                 desired=int(desired),
                 reason="steady (compact entry in the slot's tick line)",
                 patched=False,
+                demand_unit=traffic.scenario.demand_unit,
+                percent=traffic.scenario.percent,
             )
             result.compact += 1
         else:
@@ -525,6 +675,8 @@ def summarize(result: DemoResult) -> list[str]:
     """The closing summary lines: peak replicas, scale events, time above target, replica-seconds."""
     traffic = result.traffic
     ticks = result.ticks
+    per_pod_target = result.scenario.per_pod_target
+    unit = result.scenario.demand_unit
     peak = max([t.replicas for t in traffic] + [t.desired for t in ticks] or [MIN_REPLICAS])
     ups = sum(1 for t in ticks if t.patched and t.desired > t.current)
     downs = sum(1 for t in ticks if t.patched and t.desired < t.current)
@@ -533,13 +685,13 @@ def summarize(result: DemoResult) -> list[str]:
     for before, after in itertools.pairwise(traffic):
         dt = after.elapsed - before.elapsed
         replica_seconds += before.replicas * dt
-        if before.ready == 0 or before.demand / before.ready > TARGET_PER_POD:
+        if before.ready == 0 or before.demand / before.ready > per_pod_target:
             above += dt
     span = traffic[-1].elapsed - traffic[0].elapsed if len(traffic) > 1 else 0.0
     return [
         f"peak replicas       {peak} (min {MIN_REPLICAS}, max {MAX_REPLICAS})",
         f"scale events        {ups + downs} ({ups} up, {downs} down) in {len(ticks)} ticks",
-        f"time above target   {above:.0f} s of {span:.0f} s (per-pod load above {TARGET_PER_POD:g} rps)",
+        f"time above target   {above:.0f} s of {span:.0f} s (per-pod load above {per_pod_target:g} {unit})",
         f"replica-seconds     {replica_seconds:.0f} (provisioned for the peak: {peak * span:.0f})",
     ]
 
@@ -554,8 +706,15 @@ def plot(result: DemoResult, path: Path) -> None:
     traffic, ticks = result.traffic, result.ticks
     fig, (ax_demand, ax_value, ax_replicas) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
     ax_demand.plot([t.elapsed for t in traffic], [t.demand for t in traffic], color="tab:blue")
-    ax_demand.set_ylabel("demand (rps)")
-    ax_demand.set_title("ampscaler demo: requests per second per pod, target 10")
+    scenario = result.scenario
+    unit = scenario.demand_unit
+    ax_demand.set_ylabel(f"demand ({unit})")
+    if scenario.percent:
+        ax_demand.set_title(f"ampscaler demo: CPU utilization of requests, target {scenario.target:g}%")
+    else:
+        ax_demand.set_title("ampscaler demo: requests per second per pod, target 10")
+    # The value the scaler sees, in the plot's per-pod unit (utilization back to cores per pod).
+    to_unit = CPU_REQUEST_CORES / 100 if scenario.percent else 1.0
 
     ax_value.plot(
         [t.elapsed for t in traffic],
@@ -567,15 +726,15 @@ def plot(result: DemoResult, path: Path) -> None:
     measured = [t for t in ticks if t.value is not None]
     ax_value.step(
         [t.elapsed for t in measured],
-        [t.value for t in measured],
+        [t.value * to_unit for t in measured if t.value is not None],
         where="post",
         color="tab:orange",
         marker="o",
         markersize=3,
         label="per-pod value seen by the scaler",
     )
-    ax_value.axhline(TARGET_PER_POD, color="tab:red", linestyle="--", label="target")
-    ax_value.set_ylabel("rps per pod")
+    ax_value.axhline(scenario.per_pod_target, color="tab:red", linestyle="--", label="target")
+    ax_value.set_ylabel(f"{unit} per pod")
     ax_value.legend(loc="upper right", fontsize="small")
 
     ax_replicas.step(
@@ -625,6 +784,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=DEFAULT_INTERVAL_SECONDS,
         help=f"evaluation interval in seconds (default {DEFAULT_INTERVAL_SECONDS}; Lambda's default is 15)",
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=sorted(SCENARIOS),
+        default="rps",
+        help="rps: a Pods metric of requests per second (default); cpu: a CPU Resource rule on cAdvisor series",
     )
     parser.add_argument("--out", default="demo-output", help="output directory (default demo-output)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary, not a line per tick")

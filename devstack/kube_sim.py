@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
@@ -517,6 +517,20 @@ def _make_tls(directory: Path) -> tuple[bytes, Path, Path]:
 
 
 @dataclass(frozen=True)
+class SimContainer:
+    """One container of a simulated pod: its name and ``resources.requests`` as quantity strings."""
+
+    name: str = "app"
+    requests: Mapping[str, str] = field(default_factory=dict)
+    # A restartable init container (a sidecar, ``restartPolicy: Always``) rather than a regular one.
+    sidecar: bool = False
+
+
+# What a pod runs unless told otherwise: one container without requests (BestEffort).
+DEFAULT_CONTAINERS: tuple[SimContainer, ...] = (SimContainer(),)
+
+
+@dataclass(frozen=True)
 class SimPod:
     """A pod placed explicitly with ``set_pods`` (the workload controller leaves it alone)."""
 
@@ -525,6 +539,11 @@ class SimPod:
     phase: str = "Running"
     ready: bool = True
     deleting: bool = False
+    containers: tuple[SimContainer, ...] = DEFAULT_CONTAINERS
+    # Wall times (unix seconds) of status.startTime and the Ready condition's lastTransitionTime;
+    # None: the pod's creation time. ``start_time`` of 0 leaves status.startTime out.
+    start_time: float | None = None
+    ready_transition_time: float | None = None
 
 
 @dataclass
@@ -543,6 +562,13 @@ class _Pod:
     deleted_wall: float | None = None
     # Monotonic time at which a terminating pod disappears.
     gone_at: float | None = None
+    containers: tuple[SimContainer, ...] = DEFAULT_CONTAINERS
+    # Wall times of status.startTime (None: no startTime) and of the Ready condition's last
+    # transition when the pod is fixed (ready_at None); managed pods derive it from ready_wall.
+    start_wall: float | None = None
+    ready_transition_wall: float | None = None
+    # Wall time at which a managed pod turns Ready.
+    ready_wall: float | None = None
 
 
 @dataclass
@@ -564,6 +590,7 @@ class _Workload:
     created_wall: float
     template_hash: str
     next_ordinal: int = 0
+    containers: tuple[SimContainer, ...] = DEFAULT_CONTAINERS
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -681,6 +708,13 @@ def status_body(code: int, message: str, details: JsonDict | None = None) -> Jso
 
 def _rfc3339(wall: float) -> str:
     return dt.datetime.fromtimestamp(wall, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _container_object(container: SimContainer) -> JsonDict:
+    """A core/v1 Container as the pods list returns it (requests only, as quantity strings)."""
+    body: JsonDict = {"name": container.name, "image": "registry.k8s.io/pause:3.10"}
+    body["resources"] = {"requests": dict(container.requests)} if container.requests else {}
+    return body
 
 
 def _merge_patch(target: Any, patch: Any) -> Any:
@@ -862,11 +896,16 @@ class KubeApiSimulator:
         pod_labels: Mapping[str, str] | None = None,
         ready_delay_seconds: float | None = None,
         manage_pods: bool = True,
+        containers: Sequence[SimContainer] = DEFAULT_CONTAINERS,
+        age_seconds: float = 0.0,
     ) -> None:
         """Add a scalable workload of any group/version/plural/kind with its pods.
 
         ``labels`` is the selector's matchLabels (default ``{"app": name}``); pods carry those plus
-        ``pod_labels``. With ``manage_pods`` False no pods are created: place them with ``set_pods``.
+        ``pod_labels``, and run ``containers`` (their requests in ``spec.containers[].resources``).
+        With ``manage_pods`` False no pods are created: place them with ``set_pods``. The initial
+        pods were created ``age_seconds`` ago (a workload that was already running: its pods'
+        startTime and Ready transition lie that far back).
         """
         match_labels = dict(labels) if labels is not None else {"app": name}
         with self._lock:
@@ -891,9 +930,10 @@ class KubeApiSimulator:
                 resource_version=self._next_rv(),
                 created_wall=time.time(),
                 template_hash=hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:10],
+                containers=tuple(containers),
             )
             self._workloads[workload.key] = workload
-            self._reconcile_pods(workload)
+            self._reconcile_pods(workload, age_seconds=age_seconds)
 
     def add_deployment(
         self,
@@ -941,17 +981,27 @@ class KubeApiSimulator:
             for key in [k for k in self._pods if k[0] == namespace]:
                 del self._pods[key]
             for pod in pods:
+                created = time.time()
                 self._pods[(namespace, pod.name)] = _Pod(
                     name=pod.name,
                     namespace=namespace,
                     labels=dict(pod.labels),
                     uid=str(uuid.uuid4()),
                     resource_version=self._next_rv(),
-                    created_wall=time.time(),
+                    created_wall=created,
                     ready_at=None,
                     phase=pod.phase,
                     ready=pod.ready,
                     deleted_wall=time.time() if pod.deleting else None,
+                    containers=pod.containers,
+                    start_wall=(
+                        created
+                        if pod.start_time is None
+                        else (pod.start_time if pod.start_time > 0 else None)
+                    ),
+                    ready_transition_wall=(
+                        created if pod.ready_transition_time is None else pod.ready_transition_time
+                    ),
                 )
 
     def set_replicas(
@@ -1009,8 +1059,11 @@ class KubeApiSimulator:
     def _owned_pods(self, workload: _Workload) -> list[_Pod]:
         return [p for p in self._pods.values() if p.owner == workload.key and p.deleted_wall is None]
 
-    def _reconcile_pods(self, workload: _Workload) -> None:
-        """Create or terminate owned pods to match spec.replicas (the ReplicaSet/StatefulSet controller)."""
+    def _reconcile_pods(self, workload: _Workload, *, age_seconds: float = 0.0) -> None:
+        """Create or terminate owned pods to match spec.replicas (the ReplicaSet/StatefulSet controller).
+
+        New pods are created ``age_seconds`` in the past (only ``add_workload`` passes it).
+        """
         if not workload.manage_pods:
             return
         now = self.clock()
@@ -1024,15 +1077,20 @@ class KubeApiSimulator:
             else:
                 name = f"{workload.name}-{workload.template_hash}-{secrets.token_hex(3)[:5]}"
                 labels = {**workload.pod_labels, "pod-template-hash": workload.template_hash}
+            created = time.time() - age_seconds
             pod = _Pod(
                 name=name,
                 namespace=workload.namespace,
                 labels=labels,
                 uid=str(uuid.uuid4()),
                 resource_version=self._next_rv(),
-                created_wall=time.time(),
-                ready_at=now + workload.ready_delay_seconds,
+                created_wall=created,
+                ready_at=now - age_seconds + workload.ready_delay_seconds,
                 owner=workload.key,
+                containers=workload.containers,
+                # The kubelet acknowledges the (already bound) pod at once; it turns Ready later.
+                start_wall=created,
+                ready_wall=created + workload.ready_delay_seconds,
             )
             self._pods[(pod.namespace, pod.name)] = pod
             live.append(pod)
@@ -1132,30 +1190,45 @@ class KubeApiSimulator:
             metadata["deletionTimestamp"] = _rfc3339(pod.deleted_wall)
             metadata["deletionGracePeriodSeconds"] = 30
         flag = "True" if ready else "False"
+        # lastTransitionTime of Ready/ContainersReady: when the pod last turned Ready (or was
+        # created, while it has not yet); a fixed pod's is set explicitly.
+        if pod.ready_at is None:
+            transition = _rfc3339(pod.ready_transition_wall or pod.created_wall)
+        else:
+            transition = _rfc3339(
+                pod.ready_wall if ready and pod.ready_wall is not None else pod.created_wall
+            )
         conditions: list[JsonDict] = [
             {"type": "PodScheduled", "status": "True", "lastTransitionTime": created},
         ]
         if phase != "Pending" or ready:
             conditions.append({"type": "Initialized", "status": "True", "lastTransitionTime": created})
         conditions += [
-            {"type": "ContainersReady", "status": flag, "lastTransitionTime": created},
-            {"type": "Ready", "status": flag, "lastTransitionTime": created},
+            {"type": "ContainersReady", "status": flag, "lastTransitionTime": transition},
+            {"type": "Ready", "status": flag, "lastTransitionTime": transition},
         ]
         if not ready:
             for condition in conditions[-2:]:
                 condition["reason"] = "ContainersNotReady"
-        status: JsonDict = {"phase": phase, "conditions": conditions, "qosClass": "BestEffort"}
-        if phase == "Running":
-            status["startTime"] = created
-            status["podIP"] = f"10.0.{int(pod.uid[:2], 16)}.{int(pod.uid[2:4], 16)}"
-        return {
-            "metadata": metadata,
-            "spec": {
-                "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}],
-                "nodeName": "sim-node-1",
-            },
-            "status": status,
+        requested = any(c.requests for c in pod.containers)
+        status: JsonDict = {
+            "phase": phase,
+            "conditions": conditions,
+            "qosClass": "Burstable" if requested else "BestEffort",
         }
+        if pod.start_wall is not None:
+            # Set once the kubelet acknowledges the pod, before its images are pulled (API reference).
+            status["startTime"] = _rfc3339(pod.start_wall)
+        if phase == "Running":
+            status["podIP"] = f"10.0.{int(pod.uid[:2], 16)}.{int(pod.uid[2:4], 16)}"
+        spec: JsonDict = {
+            "containers": [_container_object(c) for c in pod.containers if not c.sidecar],
+            "nodeName": "sim-node-1",
+        }
+        sidecars = [_container_object(c) | {"restartPolicy": "Always"} for c in pod.containers if c.sidecar]
+        if sidecars:
+            spec["initContainers"] = sidecars
+        return {"metadata": metadata, "spec": spec, "status": status}
 
     # -- events, faults, RBAC, request log -----------------------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -173,6 +173,6 @@ class LocalStack:
         """Delete the rule's SSM parameter."""
         self.client("ssm").delete_parameter(Name=RULE_PREFIX + name)
 
-    def write_samples(self, series: list[tuple[dict[str, str], list[tuple[float, float]]]]) -> None:
+    def write_samples(self, series: Sequence[remote_write.Series]) -> None:
         """Remote-write samples into Prometheus: ``[(labels, [(unix_seconds, value), ...])]``."""
         remote_write.write(self.prometheus.remote_write_url, series)

@@ -132,6 +132,33 @@ def test_demo_short_run_scales_up_writes_replayable_log_and_png_and_stops_everyt
     demo.assert_left_nothing_running()
 
 
+def test_demo_cpu_scenario_scales_a_cpu_rule_on_cadvisor_series_and_replays(tmp_path: Path) -> None:
+    out = tmp_path / "demo-output"
+    demo = DemoProcess("--scenario", "cpu", "--duration", "40", "--out", str(out))
+
+    code = demo.wait(timeout=600)
+
+    assert code == 0, demo.output
+    text = demo.output
+    assert "Resource cpu, Utilization 60% of requests (500m per pod)" in text
+    # TARGETS reads like kubectl get hpa for a CPU metric: utilization against the target.
+    assert any(TICK_LINE.match(line) and re.search(r"\d+%/60%", line) for line in demo.lines), text
+    records = [json.loads(line) for line in (out / "decisions.jsonl").read_text().splitlines()]
+    assert any(r["patched"] and r["to"] > r["from"] for r in records), text
+    scaled = next(r for r in records if r["patched"] and r["to"] > r["from"])
+    (metric,) = scaled["output"]["metrics"]
+    assert metric["name"] == "cpu" and metric["target"] == 60 and metric["current"] > 60
+    assert metric["averageValue"] > 0.3
+    # The pods carry the requests of the Deployment's pod spec, the samples their window.
+    assert all(p["requests"] == {"cpu": 0.5, "memory": 134217728.0} for p in scaled["input"]["pods"])
+    assert scaled["input"]["metrics"][0]["windowSeconds"] > 0
+    assert f"{len(records)} decisions replayed byte-for-byte" in text
+    assert all(
+        contract.dumps(contract.decide_document(r["input"])) == contract.dumps(r["output"]) for r in records
+    )
+    demo.assert_left_nothing_running()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_demo_signal_after_first_tick_exits_quickly_and_stops_everything(
     tmp_path: Path, signum: signal.Signals

@@ -13,6 +13,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import boto3
 import pytest
@@ -24,12 +25,13 @@ from ampscaler.adapters.bounded_http import quote_response
 from ampscaler.adapters.eks_token import EksClusterInfo, EksTokenProvider
 from ampscaler.adapters.kube import EksScaleTarget
 from ampscaler.adapters.logging_guard import PINNED_LOGGERS, REDACTED_LOGGERS, guard_library_loggers
-from ampscaler.engine.types import PodInfo
+from ampscaler.engine.types import ContainerInfo, PodInfo
 from ampscaler.errors import ConflictError, ScaleTargetError
 from ampscaler.model import MetricSpec, MetricTarget, Rule, ScaleTargetRef
 from devstack.kube_sim import (
     KubeApiSimulator,
     SelectorError,
+    SimContainer,
     SimPod,
     format_label_selector,
     parse_selector,
@@ -216,7 +218,10 @@ def test_list_pods_reports_phase_readiness_and_deletion(
         ],
     )
 
-    pods = {p.name: p for p in kube_target.list_pods(FRONTEND, "app=x")}
+    pods = {
+        p.name: PodInfo(p.name, p.phase, p.ready, p.deleting)
+        for p in kube_target.list_pods(FRONTEND, "app=x")
+    }
 
     assert pods == {
         "p-running": PodInfo("p-running", "Running", True, False),
@@ -225,6 +230,103 @@ def test_list_pods_reports_phase_readiness_and_deletion(
         "p-failed": PodInfo("p-failed", "Failed", False, False),
         "p-deleting": PodInfo("p-deleting", "Running", True, True),
     }
+
+
+@dataclass(frozen=True)
+class RequestsCase:
+    name: str
+    containers: tuple[SimContainer, ...]
+    requests: dict[str, float]
+    containers_seen: tuple[ContainerInfo, ...]
+
+
+REQUESTS_CASES = [
+    RequestsCase(
+        "requests summed over containers exactly",
+        (
+            SimContainer("app", {"cpu": "100m", "memory": "256Mi"}),
+            SimContainer("proxy", {"cpu": "200m", "memory": "64Mi"}),
+        ),
+        {"cpu": 0.3, "memory": 320 * 1024 * 1024},
+        (
+            ContainerInfo("app", {"cpu": 0.1, "memory": 256 * 1024 * 1024}),
+            ContainerInfo("proxy", {"cpu": 0.2, "memory": 64 * 1024 * 1024}),
+        ),
+    ),
+    RequestsCase(
+        "a container without a cpu request leaves the pod's cpu out",
+        (SimContainer("app", {"cpu": "1", "memory": "1Gi"}), SimContainer("log", {"memory": "1G"})),
+        {"memory": 1024**3 + 10**9},
+        (ContainerInfo("app", {"cpu": 1.0, "memory": 1024.0**3}), ContainerInfo("log", {"memory": 1e9})),
+    ),
+    RequestsCase(
+        "restartable init containers count, as upstream calculatePodRequests counts sidecars",
+        (SimContainer("app", {"cpu": "250m"}), SimContainer("mesh", {"cpu": "0.5"}, sidecar=True)),
+        {"cpu": 0.75},
+        (ContainerInfo("app", {"cpu": 0.25}), ContainerInfo("mesh", {"cpu": 0.5})),
+    ),
+    RequestsCase(
+        "no requests at all: BestEffort pod",
+        (SimContainer("app"),),
+        {},
+        (ContainerInfo("app", {}),),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", REQUESTS_CASES, ids=lambda c: c.name)
+def test_list_pods_reads_container_requests(
+    case: RequestsCase, kube_sim: KubeApiSimulator, kube_target: EksScaleTarget
+) -> None:
+    kube_sim.set_pods("shop", [SimPod("p-1", {"app": "x"}, containers=case.containers)])
+
+    (pod,) = kube_target.list_pods(FRONTEND, "app=x")
+
+    assert dict(pod.requests) == case.requests
+    assert pod.containers == case.containers_seen
+
+
+def test_list_pods_reads_start_time_and_ready_transition_time(
+    kube_sim: KubeApiSimulator, kube_target: EksScaleTarget
+) -> None:
+    kube_sim.set_pods(
+        "shop",
+        [
+            SimPod("p-old", {"app": "x"}, start_time=1_700_000_000, ready_transition_time=1_700_000_042),
+            SimPod("p-unacknowledged", {"app": "x"}, phase="Pending", ready=False, start_time=0),
+        ],
+    )
+
+    pods = {p.name: p for p in kube_target.list_pods(FRONTEND, "app=x")}
+
+    assert (pods["p-old"].start_time, pods["p-old"].ready_transition_time) == (1_700_000_000, 1_700_000_042)
+    # No status.startTime: None, which the HPA's CPU rules treat as unready.
+    assert pods["p-unacknowledged"].start_time is None
+    assert pods["p-unacknowledged"].ready_transition_time is not None
+
+
+def test_managed_pods_turn_ready_at_their_ready_transition_time(
+    kube_sim: KubeApiSimulator, kube_target: EksScaleTarget
+) -> None:
+    kube_sim.add_deployment(
+        "shop",
+        "frontend",
+        1,
+        ready_delay_seconds=0,
+        containers=(SimContainer("app", {"cpu": "500m"}),),
+    )
+
+    (pod,) = kube_target.list_pods(FRONTEND, "app=frontend")
+    (raw,) = kube_sim.pods("shop", "app=frontend")
+
+    assert pod.ready and pod.requests == {"cpu": 0.5}
+    assert raw["spec"]["containers"][0]["resources"] == {"requests": {"cpu": "500m"}}
+    assert raw["status"]["qosClass"] == "Burstable"
+    ready = next(c for c in raw["status"]["conditions"] if c["type"] == "Ready")
+    assert pod.start_time == datetime.fromisoformat(raw["status"]["startTime"]).timestamp()
+    assert pod.ready_transition_time == datetime.fromisoformat(ready["lastTransitionTime"]).timestamp()
+    assert pod.start_time is not None and pod.ready_transition_time is not None
+    assert pod.ready_transition_time >= pod.start_time
 
 
 def test_list_pods_follows_continue_tokens(kube_sim: KubeApiSimulator, kube_target: EksScaleTarget) -> None:

@@ -10,8 +10,10 @@ from ampscaler.cli.formatting import (
     TargetCell,
     age,
     format_number,
+    format_quantity,
     format_targets,
     human_duration,
+    metric_averages,
     metric_currents,
     render_table,
     target_cells,
@@ -174,3 +176,53 @@ def test_unified_diff_shows_only_the_changed_line_and_nothing_when_equal() -> No
         '+  "b": 3',
     ]
     assert unified_diff(before, before, "/r/web") == ""
+
+
+def resource_metric(
+    name: str, resource: str, target: MetricTarget, container: str | None = None
+) -> MetricSpec:
+    return MetricSpec(
+        name=name,
+        type="ContainerResource" if container else "Resource",
+        query="",
+        target=target,
+        resource=resource,  # type: ignore[arg-type]
+        container=container,
+    )
+
+
+def test_targets_show_resource_utilization_and_quantities_like_kubectl_get_hpa() -> None:
+    specs = [
+        resource_metric("cpu", "cpu", MetricTarget(type="Utilization", average_utilization=60)),
+        resource_metric(
+            "memory-app", "memory", MetricTarget(type="AverageValue", average_value=256 * 1024.0**2), "app"
+        ),
+    ]
+    cells = target_cells(specs, {"cpu": 45.0, "memory-app": 200 * 1024.0**2})
+    assert format_targets(cells) == "cpu: 45%/60%, memory: 200Mi/256Mi"
+    assert format_targets(target_cells(specs, {})) == "cpu: <unknown>/60%, memory: <unknown>/256Mi"
+
+
+@pytest.mark.parametrize(
+    ("value", "resource", "expected"),
+    [
+        (0.25, "cpu", "250m"),
+        (2.0, "cpu", "2"),
+        # Millicores round up, as a quantity's MilliValue does.
+        (0.2251, "cpu", "226m"),
+        (200 * 1024.0**2, "memory", "200Mi"),
+        (1.5 * 1024.0**3, "memory", "1.5Gi"),
+        (512.0, "memory", "512"),
+        (None, "cpu", "<unknown>"),
+    ],
+)
+def test_format_quantity_as_kubernetes_writes_it(value: float | None, resource: str, expected: str) -> None:
+    assert format_quantity(value, resource) == expected
+
+
+def test_metric_averages_read_the_raw_average_of_utilization_metrics() -> None:
+    decision = {
+        "metrics": [{"name": "cpu", "current": 45, "averageValue": 0.225}, {"name": "rps", "current": 3}]
+    }
+    assert metric_averages(decision) == {"cpu": 0.225}
+    assert metric_averages(None) == {}

@@ -576,6 +576,21 @@ def test_environment_matches_settings_contract(template: dict[str, Any]) -> None
     assert resolve(env_template["AMP_REGION"], template, params | {"AmpRegion": "eu-west-1"}) == "eu-west-1"
 
 
+def test_resource_series_parameters_reach_the_scaler_settings(template: dict[str, Any]) -> None:
+    from ampscaler.settings import RESOURCE_SERIES_ENV, Settings
+
+    env_template = template["Resources"]["ScalerFunction"]["Properties"]["Environment"]["Variables"]
+    assert set(RESOURCE_SERIES_ENV) <= set(env_template)
+    params = parameter_defaults(template)
+    env = {name: str(resolve(env_template[name], template, params)) for name in RESOURCE_SERIES_ENV}
+    # The template's defaults are the library's: a stack deployed with defaults reads cAdvisor.
+    assert Settings.from_env(env).resource_series == Settings().resource_series
+    relabelled = params | {"ResourcePodLabel": "pod_name", "ResourceWindowSeconds": "60"}
+    env = {name: str(resolve(env_template[name], template, relabelled)) for name in RESOURCE_SERIES_ENV}
+    series = Settings.from_env(env).resource_series
+    assert (series.pod_label, series.window_seconds) == ("pod_name", 60)
+
+
 def test_log_groups_have_retention_and_each_function_uses_its_own(template: dict[str, Any]) -> None:
     groups = resources_of(template, "AWS::Logs::LogGroup")
     assert set(groups) == {"ScalerLogGroup", "RuleValidatorLogGroup"}

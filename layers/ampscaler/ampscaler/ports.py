@@ -60,12 +60,30 @@ class MeasuredObservation(Protocol):
 class MetricsSource(Protocol):
     """Runs a rule's PromQL queries (AMP in production)."""
 
-    def observe(self, rule: Rule, spec: MetricSpec, at: float, deadline: float) -> MetricObservation:
-        """Evaluate ``spec.query`` at unix time ``at``; failures come back as ``error``, not raised."""
+    def observe(
+        self,
+        rule: Rule,
+        spec: MetricSpec,
+        at: float,
+        deadline: float,
+        *,
+        pods: Sequence[PodInfo] | None = None,
+    ) -> MetricObservation:
+        """Evaluate the metric at unix time ``at``; failures come back as ``error``, not raised.
+
+        ``pods`` are the target's pods as listed this evaluation: Resource/ContainerResource
+        metrics read those pods' usage (None: the whole namespace).
+        """
         ...
 
     def observe_with_stats(
-        self, rule: Rule, spec: MetricSpec, at: float, deadline: float
+        self,
+        rule: Rule,
+        spec: MetricSpec,
+        at: float,
+        deadline: float,
+        *,
+        pods: Sequence[PodInfo] | None = None,
     ) -> MeasuredObservation:
         """Like ``observe``, plus the query's cost."""
         ...

@@ -109,6 +109,7 @@ def metrics_source(settings: Settings, region: str, session: boto3.Session | Non
         session=session,
         connect_timeout_seconds=settings.query_connect_timeout_seconds,
         read_timeout_seconds=settings.query_read_timeout_seconds,
+        resource_series=settings.resource_series,
     )
 
 

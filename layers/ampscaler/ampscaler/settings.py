@@ -7,11 +7,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ampscaler.errors import AmpscalerError
+from ampscaler.resource_queries import STACK_DEFAULT_SERIES, ResolvedSeries
 
 DEFAULT_RULE_PREFIX = "/ampscaler/rules/"
+# The stack-wide series settings of Resource/ContainerResource metrics, by environment variable.
+RESOURCE_SERIES_ENV = {
+    "RESOURCE_CPU_METRIC": "cpu_metric",
+    "RESOURCE_MEMORY_METRIC": "memory_metric",
+    "RESOURCE_NAMESPACE_LABEL": "namespace_label",
+    "RESOURCE_POD_LABEL": "pod_label",
+    "RESOURCE_CONTAINER_LABEL": "container_label",
+    "RESOURCE_WINDOW_SECONDS": "window_seconds",
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,9 @@ class Settings:
     allowed_namespaces: tuple[str, ...] = ()
     allowed_clusters: tuple[str, ...] = ()
     max_replicas_ceiling: int = 1000
+    # Where Resource/ContainerResource metrics find cAdvisor usage (series/label names, CPU rate
+    # window); a rule's ``series`` overrides single fields (ampscaler.resource_queries).
+    resource_series: ResolvedSeries = STACK_DEFAULT_SERIES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +108,23 @@ class Settings:
         raw_per_rule = source.get("PER_RULE_METRICS", "").strip()
         if raw_per_rule:
             values["per_rule_metrics"] = tuple(n.strip() for n in raw_per_rule.split(",") if n.strip())
+        series: dict[str, object] = {}
+        for var, attr in RESOURCE_SERIES_ENV.items():
+            raw = source.get(var, "").strip()
+            if not raw:
+                continue
+            if attr == "window_seconds":
+                try:
+                    series[attr] = int(raw)
+                except ValueError:
+                    errors.append(f"{var}={raw!r}: must be an int")
+            else:
+                series[attr] = raw
+        if series:
+            resolved = replace(STACK_DEFAULT_SERIES, **series)  # type: ignore[arg-type]
+            by_attr = {attr: var for var, attr in RESOURCE_SERIES_ENV.items()}
+            errors.extend(f"{by_attr[attr]}: {what}" for attr, what in resolved.problems())
+            values["resource_series"] = resolved
         # Rule blast radius: parsed by ampscaler.policy so `ampscaler validate` reads it identically.
         from ampscaler.policy import POLICY_ENV_VARS, RulePolicy
 

@@ -165,8 +165,18 @@ def shard_of(rule_name: str, shard_count: int) -> int:
 
 
 def needs_pods(rule: Rule) -> bool:
-    """Whether evaluating ``rule`` needs the pod list (Pods metrics and Value targets do)."""
-    return any(m.type == "Pods" or m.target.type == "Value" for m in rule.metrics) or rule.min_replicas == 0
+    """Whether evaluating ``rule`` needs the pod list.
+
+    Pods metrics and Value targets do, and Resource/ContainerResource metrics (their queries name
+    the pods, and the pods carry the requests and readiness times the HPA's CPU rules use).
+    """
+    return (
+        any(
+            m.type in ("Pods", "Resource", "ContainerResource") or m.target.type == "Value"
+            for m in rule.metrics
+        )
+        or rule.min_replicas == 0
+    )
 
 
 def outcome_of(current: int, desired: int) -> str:
@@ -220,6 +230,8 @@ def decision_summary(decision: Decision, mode: str, patched: bool, now: float) -
                 "current": None if m.current is None else float(m.current),
                 "target": float(m.target),
                 "proposal": m.proposal,
+                # Utilization metrics: the raw per-pod usage behind the percentage.
+                **({"averageValue": float(m.average_value)} if m.average_value is not None else {}),
                 **({"error": m.error[:_SUMMARY_MESSAGE_CHARS]} if m.error else {}),
             }
             for m in decision.metrics
@@ -243,7 +255,10 @@ def _same_apart_from_values(before: Mapping[str, Any] | None, after: Mapping[str
         return False
 
     def key(summary: Mapping[str, Any]) -> dict[str, Any]:
-        metrics = [{k: v for k, v in m.items() if k != "current"} for m in summary.get("metrics", [])]
+        metrics = [
+            {k: v for k, v in m.items() if k not in ("current", "averageValue")}
+            for m in summary.get("metrics", [])
+        ]
         return {**summary, "time": None, "metrics": metrics}
 
     return key(before) == key(after)
@@ -685,9 +700,15 @@ def observe_metrics(
     """Query every metric of ``rule`` at ``now``: the raw answers and what the engine is given.
 
     The one place observations are made, for the tick and ``ampscaler explain`` alike: a Pods
-    metric's empty answer gets its ``emptyAs`` value per listed pod here (``fill_empty_pods``).
+    metric's empty answer gets its ``emptyAs`` value per listed pod here (``fill_empty_pods``), and
+    Resource/ContainerResource metrics get the listed pods, whose usage they read.
     """
-    measured = [metrics.observe_with_stats(rule, spec, now, deadline) for spec in rule.metrics]
+    measured = [
+        metrics.observe_with_stats(rule, spec, now, deadline, pods=pods)
+        if spec.type in ("Resource", "ContainerResource")
+        else metrics.observe_with_stats(rule, spec, now, deadline)
+        for spec in rule.metrics
+    ]
     observations = [
         fill_empty_pods(spec, m.observation, pods) for spec, m in zip(rule.metrics, measured, strict=True)
     ]

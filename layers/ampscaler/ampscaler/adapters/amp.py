@@ -39,9 +39,10 @@ from ampscaler.adapters.bounded_http import (
     redact_text,
     redact_url,
 )
-from ampscaler.engine.types import MetricObservation
+from ampscaler.engine.types import MetricObservation, PodInfo
 from ampscaler.errors import MetricQueryError
 from ampscaler.model import MetricSpec, Rule
+from ampscaler.resource_queries import STACK_DEFAULT_SERIES, ResolvedSeries, ResourceQuery, resource_query
 
 if TYPE_CHECKING:
     import boto3
@@ -456,6 +457,74 @@ def _observation(spec: MetricSpec, data: Mapping[str, Any]) -> MetricObservation
     return MetricObservation(name=spec.name, value=total)
 
 
+def resource_observation_from_data(
+    spec: MetricSpec, data: Mapping[str, Any], query: ResourceQuery, pods: Sequence[str] | None
+) -> MetricObservation:
+    """A Resource/ContainerResource answer -> per-pod usage with the samples' time and window.
+
+    One series per pod (labelled ``query.pod_label``); series of pods not in ``pods`` are dropped
+    (the namespace-wide form of the query, or a rule's own query, may return them). ``timestamp``
+    is the earliest sample time (an instant query's evaluation time) and ``window_seconds`` the
+    rate window, as the HPA takes a PodMetric's Timestamp and Window. No series for the listed
+    pods is an error, as the resource metrics API's empty answer is ("no metrics returned").
+    Problems become ``error``.
+    """
+    try:
+        return _resource_observation(spec, data, query, pods)
+    except MetricQueryError as exc:
+        return MetricObservation(name=spec.name, error=str(exc))
+
+
+def _resource_observation(
+    spec: MetricSpec, data: Mapping[str, Any], query: ResourceQuery, pods: Sequence[str] | None
+) -> MetricObservation:
+    result = data.get("result")
+    if data.get("resultType") != "vector" or not isinstance(result, list):
+        raise MetricQueryError(
+            f"query returned {data.get('resultType')!r}; a {spec.type} metric's query must return an "
+            f"instant vector with one series per pod (label {query.pod_label!r})"
+        )
+    listed = None if pods is None else frozenset(pods)
+    values: dict[str, float] = {}
+    timestamp: float | None = None
+    for item in result:
+        labels = _labels(item)
+        sample = item.get("value") if isinstance(item, dict) else None
+        pod = labels.get(query.pod_label)
+        if not pod:
+            raise MetricQueryError(
+                f"series {_render(labels)} has no {query.pod_label!r} label; the query must keep the pod "
+                f"label (`sum by ({query.pod_label})`), or set series.podLabel / RESOURCE_POD_LABEL to the "
+                "label naming the pod"
+            )
+        if listed is not None and pod not in listed:
+            continue
+        if pod in values:
+            raise MetricQueryError(
+                f"query returned more than one series for pod {pod!r} (e.g. {_render(labels)}); "
+                f"aggregate with `sum by ({query.pod_label})`"
+            )
+        values[pod] = _sample_value(sample, f"for pod {pod!r}")
+        try:
+            at = float(sample[0])  # type: ignore[index]  # _sample_value checked its shape
+        except (TypeError, ValueError, IndexError) as exc:
+            raise MetricQueryError(f"malformed sample {sample!r} for pod {pod!r}") from exc
+        timestamp = at if timestamp is None else min(timestamp, at)
+    if not values:
+        where = "for the target's pods" if listed is not None else "in the target's namespace"
+        raise MetricQueryError(
+            f"no {spec.resource} usage series {where} (no metrics returned); check that the cAdvisor "
+            "series reach the workspace and that the series and label names match the collector's "
+            "(series.* in the rule, RESOURCE_* on the stack; docs/rules.md#default-queries-of-resource-metrics)"
+        )
+    return MetricObservation(
+        name=spec.name,
+        pod_values=values,
+        timestamp=timestamp,
+        window_seconds=None if query.window_seconds is None else float(query.window_seconds),
+    )
+
+
 def range_series_from_data(data: Mapping[str, Any]) -> tuple[RangeSeries, ...]:
     """Turn a range query's ``data`` (a matrix) into series; NaN/±Inf points are kept as floats.
 
@@ -517,6 +586,9 @@ class AmpMetricsSource:
         at least the server's ``Retry-After`` when it sends one.
     stats
         Ask for ``stats=all`` (samples processed); AMP and Prometheus >= 2.35 support it.
+    resource_series
+        The stack's cAdvisor series/label names and CPU window for Resource/ContainerResource
+        metrics' default queries (``Settings.resource_series``); a rule's ``series`` overrides it.
     http
         requests Session to send with (connection pooling); created when None.
     clock, sleep, rng
@@ -543,6 +615,7 @@ class AmpMetricsSource:
         backoff_base_seconds: float = 0.2,
         backoff_max_seconds: float = 2.0,
         stats: bool = True,
+        resource_series: ResolvedSeries = STACK_DEFAULT_SERIES,
         http: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -579,6 +652,7 @@ class AmpMetricsSource:
         self.backoff_base_seconds = backoff_base_seconds
         self.backoff_max_seconds = backoff_max_seconds
         self.stats = stats
+        self.resource_series = resource_series
         self._http = http
         self._clock = clock
         self._sleep = sleep
@@ -586,11 +660,27 @@ class AmpMetricsSource:
 
     # -- ports.MetricsSource ---------------------------------------------------------------------
 
-    def observe(self, rule: Rule, spec: MetricSpec, at: float, deadline: float) -> MetricObservation:
-        """Evaluate ``spec.query`` at unix time ``at``; failures come back as ``error``, never raised."""
-        return self.observe_with_stats(rule, spec, at, deadline).observation
+    def observe(
+        self,
+        rule: Rule,
+        spec: MetricSpec,
+        at: float,
+        deadline: float,
+        *,
+        pods: Sequence[PodInfo] | None = None,
+    ) -> MetricObservation:
+        """Evaluate the metric's query at unix time ``at``; failures come back as ``error``, never raised."""
+        return self.observe_with_stats(rule, spec, at, deadline, pods=pods).observation
 
-    def observe_with_stats(self, rule: Rule, spec: MetricSpec, at: float, deadline: float) -> QueryOutcome:
+    def observe_with_stats(
+        self,
+        rule: Rule,
+        spec: MetricSpec,
+        at: float,
+        deadline: float,
+        *,
+        pods: Sequence[PodInfo] | None = None,
+    ) -> QueryOutcome:
         """Like ``observe``, plus the query's cost (samples processed), duration and attempts.
 
         Parameters
@@ -603,6 +693,9 @@ class AmpMetricsSource:
             Query evaluation time (the tick time), unix seconds.
         deadline
             Unix time after which no attempt starts and no retry sleeps.
+        pods
+            The target's pods as the tick listed them: a Resource/ContainerResource metric's
+            default query names them and its answer keeps only theirs. None: the whole namespace.
 
         Returns
         -------
@@ -610,9 +703,19 @@ class AmpMetricsSource:
             The observation (value, pod_values or error) and its QueryStats.
         """
         started = self._clock()
+        names = None if pods is None else [p.name for p in pods]
+        resource: ResourceQuery | None = None
         try:
+            query = spec.query
+            if spec.type in ("Resource", "ContainerResource"):
+                if names is not None and not names:
+                    raise MetricQueryError(
+                        f"no pods to read {spec.resource} usage of: the target's selector matches no pods"
+                    )
+                resource = resource_query(spec, rule.target.namespace, names, self.resource_series)
+                query = resource.query
             target = self.target_for(rule)
-            answer = self._post(target, "query", {"query": spec.query, "time": _format_time(at)}, deadline)
+            answer = self._post(target, "query", {"query": query, "time": _format_time(at)}, deadline)
         except _QueryFailed as exc:
             return QueryOutcome(MetricObservation(name=spec.name, error=str(exc)), exc.stats)
         except MetricQueryError as exc:
@@ -622,6 +725,10 @@ class AmpMetricsSource:
             stats = QueryStats(None, self._clock() - started, attempts=0)
             error = f"unexpected error querying metric: {type(exc).__name__}: {exc}"
             return QueryOutcome(MetricObservation(name=spec.name, error=error), stats)
+        if resource is not None:
+            return QueryOutcome(
+                resource_observation_from_data(spec, answer.data, resource, names), answer.stats
+            )
         return QueryOutcome(observation_from_data(spec, answer.data), answer.stats)
 
     def query_range(

@@ -16,11 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol, cast
 
 import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from kubernetes.utils import parse_quantity
 
 from ampscaler.adapters.bounded_http import (
     RequestBounds,
@@ -30,7 +32,7 @@ from ampscaler.adapters.bounded_http import (
     strip_responses,
 )
 from ampscaler.adapters.eks_token import EksClusterInfo, EksClusterResolver
-from ampscaler.engine.types import PodInfo, PodPhase, ScaleObservation
+from ampscaler.engine.types import ContainerInfo, PodInfo, PodPhase, ScaleObservation
 from ampscaler.errors import ConflictError, ScaleTargetError
 from ampscaler.model import ScaleTargetRef
 from ampscaler.ports import ScaleReading
@@ -42,6 +44,8 @@ EVENT_COMPONENT = "ampscaler"
 _APPS_KINDS = {"Deployment": "deployment", "StatefulSet": "stateful_set", "ReplicaSet": "replica_set"}
 _APPS_PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "ReplicaSet": "replicasets"}
 _POD_PHASES: frozenset[str] = frozenset({"Pending", "Running", "Succeeded", "Failed", "Unknown"})
+# The requests a PodInfo carries: the resources Resource/ContainerResource metrics may name.
+_REQUESTED_RESOURCES = ("cpu", "memory")
 # Pods listed per page: bounds each response for targets with thousands of pods. A pod is 5-30 KB
 # of JSON (managedFields included), so a page stays well under the response cap.
 _POD_PAGE_SIZE = 100
@@ -598,20 +602,79 @@ class EksScaleTarget:
 
 
 def _pod_info(pod: Mapping[str, Any]) -> PodInfo:
-    """A pod (JSON) -> PodInfo: phase, Ready condition, deletionTimestamp. Upstream input of groupPods."""
+    """A pod (JSON) -> PodInfo, the inputs of upstream ``groupPods`` and ``calculatePodRequests``.
+
+    Phase, the Ready condition and its ``lastTransitionTime``, ``status.startTime``,
+    ``deletionTimestamp``, and the cpu/memory requests of the containers the HPA counts: every
+    ``spec.containers`` entry and every restartable (sidecar) init container. ``requests`` sums
+    each resource over those containers and leaves it out when one of them has no request for it
+    (the HPA's "missing request for cpu in container X of pod Y").
+    """
     metadata = pod.get("metadata") or {}
     status = pod.get("status") or {}
+    spec = pod.get("spec") or {}
     phase = str(status.get("phase") or "Unknown")
-    ready = any(
-        condition.get("type") == "Ready" and condition.get("status") == "True"
-        for condition in status.get("conditions") or ()
+    ready_condition = next(
+        (c for c in status.get("conditions") or () if isinstance(c, Mapping) and c.get("type") == "Ready"),
+        None,
     )
+    counted = [c for c in spec.get("containers") or () if isinstance(c, Mapping)] + [
+        c
+        for c in spec.get("initContainers") or ()
+        if isinstance(c, Mapping) and c.get("restartPolicy") == "Always"
+    ]
+    requests: dict[str, float] = {}
+    for resource in _REQUESTED_RESOURCES:
+        amounts = [_request(c, resource) for c in counted]
+        if all(amount is not None for amount in amounts):
+            # Summed exactly, then converted once: 0.1 + 0.2 cores is 0.3, not 0.30000000000000004.
+            requests[resource] = float(sum((a for a in amounts if a is not None), Decimal(0)))
     return PodInfo(
         name=str(metadata.get("name", "")),
         phase=cast(PodPhase, phase if phase in _POD_PHASES else "Unknown"),
-        ready=ready,
+        ready=ready_condition is not None and ready_condition.get("status") == "True",
         deleting=metadata.get("deletionTimestamp") is not None,
+        start_time=_unix_time(status.get("startTime")),
+        ready_transition_time=(
+            _unix_time(ready_condition.get("lastTransitionTime")) if ready_condition is not None else None
+        ),
+        requests=requests,
+        containers=tuple(_container_info(c) for c in counted),
     )
+
+
+def _request(container: Mapping[str, Any], resource: str) -> Decimal | None:
+    """A container's request for ``resource`` (cores or bytes), None when it sets none."""
+    raw = ((container.get("resources") or {}).get("requests") or {}).get(resource)
+    if raw is None:
+        return None
+    try:
+        return Decimal(parse_quantity(raw))
+    except (ValueError, TypeError, ArithmeticError):
+        # The API server validates quantities; an unreadable one counts as no request.
+        return None
+
+
+def _container_info(container: Mapping[str, Any]) -> ContainerInfo:
+    requests: dict[str, float] = {}
+    for resource in _REQUESTED_RESOURCES:
+        amount = _request(container, resource)
+        if amount is not None:
+            requests[resource] = float(amount)
+    return ContainerInfo(name=str(container.get("name", "")), requests=requests)
+
+
+def _unix_time(raw: object) -> float | None:
+    """An RFC 3339 API timestamp ("2026-11-23T15:04:05Z") in unix seconds; None when absent or unreadable."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
 
 
 def _status_message(exc: ApiException) -> tuple[str, str]:

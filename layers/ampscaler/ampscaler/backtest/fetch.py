@@ -15,6 +15,7 @@ from ampscaler.adapters.amp import AmpMetricsSource, RangeSeries
 from ampscaler.backtest.simulate import MetricHistory, PodsHistory, TimeGrid, ValueHistory
 from ampscaler.errors import MetricQueryError
 from ampscaler.model import MetricSpec, Rule
+from ampscaler.resource_queries import STACK_DEFAULT_SERIES, ResolvedSeries, backtest_query
 
 # Prometheus rejects a range query whose result would exceed 11,000 points per series.
 MAX_POINTS_PER_QUERY = 11_000
@@ -66,16 +67,20 @@ def _index(grid: TimeGrid, at: float) -> int | None:
     return k if 0 <= k < len(grid) else None
 
 
-def pods_history(spec: MetricSpec, grid: TimeGrid, series: Sequence[RangeSeries]) -> PodsHistory:
+def pods_history(
+    spec: MetricSpec, grid: TimeGrid, series: Sequence[RangeSeries], pod_label: str | None = None
+) -> PodsHistory:
     """Per-step per-pod average and pod count of a ``Pods`` query (series keyed by ``podLabel``).
 
-    Series of the same pod are added up (they are one pod's value to the HPA); NaN samples
-    count as missing.
+    Also a Resource metric's usage query, keyed by ``pod_label`` (its series' pod label). Series
+    of the same pod are added up (they are one pod's value to the HPA); NaN samples count as
+    missing.
     """
     n = len(grid)
+    label = pod_label or spec.pod_label
     per_pod: dict[str, list[float | None]] = {}
     for s in series:
-        pod = s.labels.get(spec.pod_label, "")
+        pod = s.labels.get(label, "")
         values = per_pod.setdefault(pod, [None] * n)
         for t, v in s.samples:
             k = _index(grid, t)
@@ -125,6 +130,7 @@ def fetch_history(
     progress: ProgressFn | None = None,
     max_points: int = MAX_POINTS_PER_QUERY,
     workers: int = 4,
+    resource_series: ResolvedSeries = STACK_DEFAULT_SERIES,
 ) -> dict[str, MetricHistory]:
     """Fetch every metric of ``rule`` over ``grid``.
 
@@ -142,6 +148,9 @@ def fetch_history(
         Points per series per request (Prometheus refuses more than 11,000).
     workers:
         Requests in flight at once.
+    resource_series:
+        The stack's series settings, for the default queries of Resource metrics (run over the
+        pods named after the target, ``resource_queries.backtest_query``).
 
     Returns
     -------
@@ -154,6 +163,14 @@ def fetch_history(
         When a query fails (the whole backtest needs every chunk).
     """
     windows = chunks(grid, max_points)
+    resource = {
+        spec.name: backtest_query(spec, rule.target, resource_series)
+        for spec in rule.metrics
+        if spec.type in ("Resource", "ContainerResource")
+    }
+    queries = {
+        spec.name: resource[spec.name].query if spec.name in resource else spec.query for spec in rule.metrics
+    }
     jobs = [(spec, window) for spec in rule.metrics for window in windows]
     total = len(jobs)
     done = 0
@@ -161,7 +178,7 @@ def fetch_history(
     # Chunks (and metrics) are fetched a few at a time; results are joined in submission order.
     with ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool:
         futures = [
-            (spec, pool.submit(client.query_range, spec.query, start, end, grid.step))
+            (spec, pool.submit(client.query_range, queries[spec.name], start, end, grid.step))
             for spec, (start, end) in jobs
         ]
         for spec, fut in futures:
@@ -176,6 +193,8 @@ def fetch_history(
     for spec in rule.metrics:
         if spec.type == "Pods":
             history[spec.name] = pods_history(spec, grid, results[spec.name])
+        elif spec.name in resource:
+            history[spec.name] = pods_history(spec, grid, results[spec.name], resource[spec.name].pod_label)
         else:
             history[spec.name] = value_history(spec, grid, _merge_chunks(results[spec.name]))
     return history

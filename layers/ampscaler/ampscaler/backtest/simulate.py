@@ -3,8 +3,12 @@
 No I/O and no clock: history, the time grid and options come in as values; rows and a summary go
 out. ``Pods`` metrics are replayed with load conservation (observed per-pod average x observed pod
 count is the demand, spread over the simulated ready pods); ``Object``/``External`` metrics are
-replayed as observed. The rule's ``paused``/``dryRun`` flags are ignored on purpose: a backtest
-shows what the rule would do if it were active.
+replayed as observed. ``Resource``/``ContainerResource`` metrics are replayed like ``Pods`` ones:
+the observed usage (cores or bytes) is spread over the simulated ready pods, which request what
+``BacktestOptions.pod_requests`` says, and whose start and Ready times the HPA's CPU rules see
+(the pods of the initial count have been running long before the replay starts). The rule's
+``paused``/``dryRun`` flags are ignored on purpose: a backtest shows what the rule would do if it
+were active.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from ampscaler.contract import DecideFunction, build_decide_input, evaluate
 from ampscaler.engine.proposals import resolve_tolerances
 from ampscaler.engine.types import (
+    ContainerInfo,
     ControllerConfig,
     EngineState,
     MetricObservation,
@@ -24,8 +29,15 @@ from ampscaler.engine.types import (
     ScaleObservation,
 )
 from ampscaler.model import MetricSpec, Rule
+from ampscaler.resource_queries import STACK_DEFAULT_SERIES, ResolvedSeries, resolve_series
 
 DEFAULT_STARTUP_DELAY_SECONDS = 30.0
+# How long the initial pods have been running when the replay starts: past the HPA's CPU
+# initialization period, so their usage counts from the first step.
+INITIAL_POD_AGE_SECONDS = 3600.0
+# The simulated pods' one container when no ContainerResource metric names one.
+DEFAULT_CONTAINER = "app"
+_RESOURCE_TYPES = ("Resource", "ContainerResource")
 
 DecideFn = DecideFunction
 ProgressFn = Callable[[int, int], None]
@@ -119,6 +131,12 @@ class BacktestOptions:
     # Seconds from a scale-up until the new pods are ready and take load.
     startup_delay_seconds: float = DEFAULT_STARTUP_DELAY_SECONDS
     controller: ControllerConfig = field(default_factory=ControllerConfig)
+    # Each simulated pod's requests ("cpu" in cores, "memory" in bytes) for Resource metrics; a
+    # ContainerResource metric's container requests them. Empty: no requests (a Utilization
+    # target then fails with the HPA's "missing request" message at every step).
+    pod_requests: Mapping[str, float] = field(default_factory=dict)
+    # The stack's series settings: the CPU window the HPA's readiness rules see.
+    resource_series: ResolvedSeries = STACK_DEFAULT_SERIES
 
 
 @dataclass(frozen=True)
@@ -227,19 +245,41 @@ class _Pod:
 class _Workload:
     """The simulated pods of the target: scale-ups start pods, scale-downs remove them at once."""
 
-    def __init__(self, replicas: int, start: float, delay: float) -> None:
+    def __init__(
+        self, replicas: int, start: float, delay: float, containers: tuple[ContainerInfo, ...] = ()
+    ) -> None:
         self.delay = delay
         self.created = 0
         self.pods: list[_Pod] = []
-        self.add(replicas, start - delay)
+        self.containers = containers
+        self.requests: dict[str, float] = {}
+        for info in containers:
+            for resource, amount in info.requests.items():
+                self.requests[resource] = self.requests.get(resource, 0.0) + amount
+        self.add(replicas, start - delay - INITIAL_POD_AGE_SECONDS)
 
     def add(self, count: int, now: float) -> None:
         for _ in range(count):
             name = f"sim-{self.created}"
             self.created += 1
-            self.pods.append(
-                _Pod(name, now + self.delay, PodInfo(name), PodInfo(name, phase="Pending", ready=False))
+            ready_at = now + self.delay
+            running = PodInfo(
+                name,
+                start_time=now,
+                ready_transition_time=ready_at,
+                requests=self.requests,
+                containers=self.containers,
             )
+            pending = PodInfo(
+                name,
+                phase="Pending",
+                ready=False,
+                start_time=now,
+                ready_transition_time=now,
+                requests=self.requests,
+                containers=self.containers,
+            )
+            self.pods.append(_Pod(name, ready_at, running, pending))
 
     def remove(self, count: int) -> None:
         # The ReplicaSet controller deletes not-ready pods first, then the newest; with one
@@ -266,9 +306,9 @@ def _check_history(rule: Rule, grid: TimeGrid, history: Mapping[str, MetricHisto
         hist = history.get(spec.name)
         if hist is None:
             raise ValueError(f"no history for metric {spec.name!r}")
-        if spec.type == "Pods":
+        if spec.type in ("Pods", *_RESOURCE_TYPES):
             if not isinstance(hist, PodsHistory):
-                raise ValueError(f"metric {spec.name!r} is a Pods metric and needs PodsHistory")
+                raise ValueError(f"metric {spec.name!r} is a {spec.type} metric and needs PodsHistory")
             if len(hist.average) != n or len(hist.pod_count) != n:
                 raise ValueError(f"history of {spec.name!r} has {len(hist.average)} steps, grid has {n}")
         else:
@@ -286,7 +326,7 @@ def observed_replicas_of(rule: Rule, history: Mapping[str, MetricHistory], steps
     """
     for spec in rule.metrics:
         hist = history.get(spec.name)
-        if spec.type == "Pods" and isinstance(hist, PodsHistory):
+        if spec.type in ("Pods", *_RESOURCE_TYPES) and isinstance(hist, PodsHistory):
             return [c if a is not None else None for a, c in zip(hist.average, hist.pod_count, strict=True)]
     return [None] * steps
 
@@ -298,6 +338,34 @@ def _initial_replicas(rule: Rule, options: BacktestOptions, observed: Sequence[i
         if count is not None:
             return count
     return rule.min_replicas
+
+
+def simulated_containers(rule: Rule, pod_requests: Mapping[str, float]) -> tuple[ContainerInfo, ...]:
+    """The containers of every simulated pod: each one a ContainerResource metric names, else ``app``.
+
+    Each requests ``pod_requests``; with no requests the pods list no containers (the engine
+    then reads the pod's empty requests and reports the missing request).
+    """
+    if not pod_requests:
+        return ()
+    names = [spec.container for spec in rule.metrics if spec.type == "ContainerResource" and spec.container]
+    unique = list(dict.fromkeys(names)) or [DEFAULT_CONTAINER]
+    return tuple(ContainerInfo(name, dict(pod_requests)) for name in unique)
+
+
+def _observed_point(
+    spec: MetricSpec,
+    average: float | None,
+    pod_requests: Mapping[str, float],
+    container_requests: Mapping[str, float],
+) -> float | None:
+    """What production saw in the target's terms: the per-pod average, or for a Utilization target
+    that average as a percent of a simulated pod's (or its named container's) request."""
+    if average is None or spec.target.type != "Utilization":
+        return average
+    requests = container_requests if spec.type == "ContainerResource" else pod_requests
+    request = requests.get(spec.resource or "")
+    return average / request * 100 if request else None
 
 
 def _missing(spec: MetricSpec, at: float) -> str:
@@ -354,8 +422,16 @@ def simulate(
         raise ValueError(f"observed_replicas has {len(observed)} steps, grid has {n}")
     controller = options.controller
     workload = _Workload(
-        _initial_replicas(rule, options, observed), grid.start, options.startup_delay_seconds
+        _initial_replicas(rule, options, observed),
+        grid.start,
+        options.startup_delay_seconds,
+        simulated_containers(rule, options.pod_requests),
     )
+    windows = {
+        spec.name: resolve_series(spec.series, options.resource_series).window_seconds
+        for spec in rule.metrics
+        if spec.type in _RESOURCE_TYPES and spec.resource == "cpu"
+    }
     specs = rule.metrics
     targets = [spec.target.amount for spec in specs]
     state: EngineState | None = None
@@ -379,9 +455,22 @@ def simulate(
                     per_pod = demand / len(ready) if ready else None
                 else:
                     per_pod = spec.empty_as
-                observed_points.append(avg)
+                observed_points.append(_observed_point(spec, avg, workload.requests, options.pod_requests))
                 if avg is None and spec.empty_as is None:
                     observations.append(MetricObservation(spec.name, error=_missing(spec, now)))
+                elif spec.type in _RESOURCE_TYPES:
+                    # The samples describe the step's time over the rate window (cpu), as a live
+                    # query's do; the CPU readiness rules compare them with the pods' times.
+                    values = {p.name: per_pod for p in ready} if per_pod is not None else {}
+                    window = windows.get(spec.name)
+                    observations.append(
+                        MetricObservation(
+                            spec.name,
+                            pod_values=values,
+                            timestamp=now,
+                            window_seconds=None if window is None else float(window),
+                        )
+                    )
                 else:
                     values = {p.name: per_pod for p in ready} if per_pod is not None else {}
                     observations.append(MetricObservation(spec.name, pod_values=values))

@@ -26,6 +26,8 @@ from ampscaler.backtest.simulate import (
 from ampscaler.cli.common import add_prefix_option
 from ampscaler.errors import AmpscalerError
 from ampscaler.model import PrometheusSource, Rule
+from ampscaler.quantity import quantity_decimal
+from ampscaler.settings import Settings
 
 # Lines for ``ampscaler --help`` (and this command's own epilog).
 EXAMPLES = (
@@ -122,8 +124,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Fetch the rule's metrics with query_range and replay the rule through the engine at every\n"
             "step. Pods metrics conserve load: observed per-pod value x observed pod count is the demand,\n"
             "spread over the simulated ready pods (new pods take load after --startup-delay).\n"
-            "Object/External metrics are replayed as observed. paused/dryRun are ignored: the replay\n"
-            "shows the rule as if active."
+            "Object/External metrics are replayed as observed. Resource (cpu/memory) metrics conserve\n"
+            "usage like Pods metrics; their history is the default query over the pods named after the\n"
+            "target, and every simulated pod requests --pod-requests. paused/dryRun are ignored: the\n"
+            "replay shows the rule as if active."
         ),
         epilog="examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -146,6 +150,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--initial-replicas", type=int, help="default: first observed pod count, else minReplicas"
+    )
+    parser.add_argument(
+        "--pod-requests",
+        metavar="RESOURCES",
+        help="each simulated pod's requests for Resource metrics, e.g. cpu=500m,memory=256Mi "
+        "(required for a Utilization target; a ContainerResource metric's container requests them)",
     )
     parser.add_argument("--csv", metavar="PATH", help="write one row per step (and rule) to PATH")
     parser.add_argument("--chart", metavar="PATH", help="write a PNG chart to PATH")
@@ -326,6 +336,46 @@ class _BadArgument(ValueError):
     """A command-line value the backtest cannot use (exit 2, like argparse's usage errors)."""
 
 
+def parse_pod_requests(text: str | None) -> dict[str, float]:
+    """``cpu=500m,memory=256Mi`` -> ``{"cpu": 0.5, "memory": 268435456.0}`` (Kubernetes quantities).
+
+    Raises
+    ------
+    ValueError
+        When an entry is not ``cpu=Q`` or ``memory=Q`` with a positive quantity, or repeats.
+    """
+    requests: dict[str, float] = {}
+    for entry in (text or "").split(","):
+        if not entry.strip():
+            continue
+        name, sep, raw = entry.partition("=")
+        name = name.strip()
+        if not sep or name not in ("cpu", "memory"):
+            raise ValueError(f"--pod-requests: {entry.strip()[:40]!r} is not cpu=QUANTITY or memory=QUANTITY")
+        if name in requests:
+            raise ValueError(f"--pod-requests: {name} is given twice")
+        try:
+            amount = quantity_decimal(raw.strip())
+        except ValueError as exc:
+            raise ValueError(f"--pod-requests: {name}: {exc}") from None
+        if amount <= 0:
+            raise ValueError(f"--pod-requests: {name} must be positive, got {raw.strip()!r}")
+        requests[name] = float(amount)
+    return requests
+
+
+def _check_requests(rule: Rule, requests: dict[str, float]) -> None:
+    """A Utilization target needs the simulated pods' request for its resource (``_BadArgument``)."""
+    for spec in rule.metrics:
+        needs_request = spec.type in ("Resource", "ContainerResource") and spec.target.type == "Utilization"
+        if needs_request and spec.resource not in requests:
+            raise _BadArgument(
+                f"metric {spec.name!r} of rule {rule.name!r} targets {spec.resource} utilization: give each "
+                f"simulated pod's request with --pod-requests {spec.resource}=QUANTITY (e.g. "
+                f"{'cpu=500m' if spec.resource == 'cpu' else 'memory=256Mi'}), as the target's pod spec has it"
+            )
+
+
 def _parse_arguments(args: argparse.Namespace, now: float) -> tuple[TimeGrid, BacktestOptions]:
     """The evaluation grid and options from the command line; ``_BadArgument`` names the option."""
     try:
@@ -345,8 +395,10 @@ def _parse_arguments(args: argparse.Namespace, now: float) -> tuple[TimeGrid, Ba
         options = BacktestOptions(
             initial_replicas=args.initial_replicas,
             startup_delay_seconds=parse_duration(args.startup_delay),
+            pod_requests=parse_pod_requests(getattr(args, "pod_requests", None)),
+            resource_series=Settings.from_env().resource_series,
         )
-    except ValueError as exc:
+    except (ValueError, AmpscalerError) as exc:
         raise _BadArgument(str(exc)) from exc
     return grid, options
 
@@ -362,6 +414,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO, clock: Callable[[],
             rules = [
                 replace(r, name=_label(ref)) for r, ref in zip(rules, (args.rule, args.compare), strict=True)
             ]
+    for rule in rules:
+        _check_requests(rule, dict(options.pod_requests))
     output = _option(args, "output") or "table"
     show = bool(args.progress) or err.isatty()
     cache: dict[tuple[str, ...], Sequence[RangeSeries]] = {}
@@ -371,7 +425,9 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO, clock: Callable[[],
         client = _CachingClient(inner, where, cache)
         fetch_bar = TextProgress(err, "fetch", show)
         try:
-            history = fetch_history(client, rule, grid, progress=fetch_bar)
+            history = fetch_history(
+                client, rule, grid, progress=fetch_bar, resource_series=options.resource_series
+            )
         finally:
             fetch_bar.close()
         # Only long replays get a bar; a short one finishes before it could be read.

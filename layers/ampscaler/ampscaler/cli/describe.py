@@ -24,11 +24,22 @@ from ampscaler.cli.common import (
     state_store,
     warn,
 )
-from ampscaler.cli.formatting import NONE, UNKNOWN, age, format_number, render_table, timestamp
+from ampscaler.cli.formatting import (
+    NONE,
+    UNKNOWN,
+    age,
+    format_number,
+    format_quantity,
+    metric_averages,
+    render_table,
+    timestamp,
+)
 from ampscaler.cli.get import RuleView, load_views
 from ampscaler.errors import AmpscalerError, RuleInvalidError
-from ampscaler.model import Rule, ScalingRules
+from ampscaler.model import MetricSpec, Rule, ScalingRules
+from ampscaler.resource_queries import STACK_DEFAULT_SERIES, ResolvedSeries, resource_query
 from ampscaler.rule import parse_rule
+from ampscaler.settings import Settings
 
 EXAMPLES = ["ampscaler describe shop/web                        # conditions, last decision, errors"]
 
@@ -223,13 +234,17 @@ def render(view: RuleView, invalid: list[InvalidVersion] | None, running: int | 
     ]
     currents = {cell.metric: cell.current for cell in view.targets()}
     results = {m.get("name"): m for m in decision.get("metrics") or [] if isinstance(m, Mapping)}
+    averages = metric_averages(decision)
     for spec in rule.metrics:
-        kind = "average value" if spec.target.type == "AverageValue" else "value"
-        current = format_number(currents.get(spec.name))
-        lines.append(
-            f'  "{spec.name}" ({spec.type} metric, {kind}):  {current} / {format_number(spec.target.amount)}'
-        )
-        lines.append(f"    query: {spec.query}")
+        if spec.type in ("Resource", "ContainerResource"):
+            lines.extend(_resource_metric_lines(spec, rule.target.namespace, currents, averages))
+        else:
+            kind = "average value" if spec.target.type == "AverageValue" else "value"
+            current = format_number(currents.get(spec.name))
+            lines.append(
+                f'  "{spec.name}" ({spec.type} metric, {kind}):  {current} / {format_number(spec.target.amount)}'
+            )
+            lines.append(f"    query: {spec.query}")
         proposal = results.get(spec.name, {}).get("proposal")
         if proposal is not None:
             lines.append(f"    proposal: {proposal} replicas")
@@ -390,3 +405,45 @@ def run(
     else:
         print(render(view, invalid, running, clock()), file=out)
     return 0
+
+
+def _resource_metric_lines(
+    spec: MetricSpec, namespace: str, currents: Mapping[str, float | None], averages: Mapping[str, float]
+) -> list[str]:
+    """A Resource/ContainerResource metric as ``kubectl describe hpa`` shows one.
+
+    ``resource cpu on pods  (as a percentage of request):  45% (225m) / 60%``, or the raw average
+    against an AverageValue target; then the query (the default one in its namespace-wide form:
+    each evaluation names the pods it listed).
+    """
+    resource = spec.resource or "cpu"
+    where = f'of container "{spec.container}" ' if spec.type == "ContainerResource" else ""
+    current = currents.get(spec.name)
+    if spec.target.type == "Utilization":
+        shown = UNKNOWN if current is None else f"{format_number(round(current))}%"
+        average = averages.get(spec.name)
+        if average is not None:
+            shown += f" ({format_quantity(average, resource)})"
+        head = (
+            f'  "{spec.name}" (resource {resource} {where}on pods, as a percentage of request):  '
+            f"{shown} / {format_number(spec.target.amount)}%"
+        )
+    else:
+        head = (
+            f'  "{spec.name}" (resource {resource} {where}on pods):  '
+            f"{format_quantity(current, resource)} / {format_quantity(spec.target.amount, resource)}"
+        )
+    if spec.query.strip():
+        query = spec.query
+    else:
+        stack = _stack_series()
+        query = f"(default, for the listed pods) {resource_query(spec, namespace, None, stack).query}"
+    return [head, f"    query: {query}"]
+
+
+def _stack_series() -> ResolvedSeries:
+    """The stack's series settings as the CLI's environment has them (defaults when unset or invalid)."""
+    try:
+        return Settings.from_env().resource_series
+    except AmpscalerError:
+        return STACK_DEFAULT_SERIES

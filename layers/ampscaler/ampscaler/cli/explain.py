@@ -26,11 +26,12 @@ from ampscaler.cli.common import (
     state_store,
     warn,
 )
-from ampscaler.cli.formatting import NONE, UNKNOWN, format_number, render_table, timestamp
+from ampscaler.cli.formatting import NONE, UNKNOWN, format_number, format_quantity, render_table, timestamp
 from ampscaler.engine.types import Decision, EngineState, PodInfo
 from ampscaler.errors import AmpscalerError, RuleInvalidError
-from ampscaler.model import PrometheusSource, Rule
+from ampscaler.model import MetricSpec, PrometheusSource, Rule
 from ampscaler.ports import MeasuredObservation, MetricsSource, ScaleReading, ScaleTarget
+from ampscaler.resource_queries import STACK_DEFAULT_SERIES, resource_query
 from ampscaler.rule import load_rule_file
 from ampscaler.runtime import metrics_source, scale_target
 from ampscaler.settings import Settings
@@ -83,6 +84,8 @@ class Explanation:
     state_note: str
     query_target: str
     evaluation: contract.Evaluation
+    # The PromQL each metric ran, in rule order (a Resource metric's default query names the pods).
+    queries: tuple[str, ...] = ()
 
     @property
     def decision(self) -> Decision:
@@ -208,7 +211,22 @@ def explain(
     evaluation = contract.evaluate(
         contract.build_decide_input(rule, now, reading.scale, pods, observations, state)
     )
-    return Explanation(target, now, reading, pods, measured, state, note, query_target, evaluation)
+    queries = tuple(_query_run(spec, rule.target.namespace, pods, metrics) for spec in rule.metrics)
+    return Explanation(target, now, reading, pods, measured, state, note, query_target, evaluation, queries)
+
+
+def _query_run(
+    spec: MetricSpec, namespace: str, pods: Sequence[PodInfo] | None, metrics: MetricsSource
+) -> str:
+    """The PromQL a metric ran: its own query, or a Resource metric's default for the listed pods."""
+    if spec.type not in ("Resource", "ContainerResource"):
+        return spec.query
+    series = getattr(metrics, "resource_series", STACK_DEFAULT_SERIES)
+    names = None if pods is None else [p.name for p in pods]
+    try:
+        return resource_query(spec, namespace, names, series).query
+    except AmpscalerError as exc:  # an invalid series name: the observation carries the error too
+        return f"<{exc}>"
 
 
 def _condition(decision: Decision, kind: str) -> Mapping[str, Any] | None:
@@ -240,14 +258,14 @@ def metric_rows(result: Explanation) -> list[dict[str, Any]]:
     """Per metric: query, observed value(s), the engine's current value, target, proposal, cost."""
     by_name = {m.name: m for m in result.decision.metrics}
     rows: list[dict[str, Any]] = []
-    for spec, measured in zip(result.target.rule.metrics, result.measured, strict=True):
+    for index, (spec, measured) in enumerate(zip(result.target.rule.metrics, result.measured, strict=True)):
         obs = measured.observation
         engine = by_name.get(spec.name)
         rows.append(
             {
                 "name": spec.name,
                 "type": spec.type,
-                "query": spec.query,
+                "query": result.queries[index] if index < len(result.queries) else spec.query,
                 "observed": dict(obs.pod_values) if obs.pod_values is not None else obs.value,
                 "value": engine.current if engine else None,
                 "target": {"type": spec.target.type, "value": spec.target.amount},
@@ -257,6 +275,11 @@ def metric_rows(result: Explanation) -> list[dict[str, Any]]:
                 "samplesProcessed": measured.stats.samples_processed,
             }
         )
+        if spec.type in ("Resource", "ContainerResource"):
+            # Which resource, and for Utilization targets the raw per-pod usage (cores or bytes)
+            # behind the percentage; other metrics' rows keep their keys.
+            rows[-1]["resource"] = spec.resource
+            rows[-1]["averageValue"] = engine.average_value if engine else None
     return rows
 
 
@@ -304,13 +327,38 @@ def _observed_text(row: Mapping[str, Any]) -> str:
     return format_number(observed) if observed is not None else NONE
 
 
+def _value_text(row: Mapping[str, Any]) -> str:
+    """``12.5 per pod``; for Resource metrics ``45% of requests (225m per pod)`` or ``200Mi per pod``."""
+    resource = row.get("resource")
+    if resource and row["target"]["type"] == "Utilization":
+        value = row["value"]
+        percent = UNKNOWN if value is None else f"{format_number(round(value))}%"
+        average = row.get("averageValue")
+        raw = f" ({format_quantity(average, resource)} per pod)" if average is not None else ""
+        return f"{percent} of requests{raw}"
+    if resource:
+        return f"{format_quantity(row['value'], resource)} per pod"
+    per_pod = " per pod" if row["type"] == "Pods" or row["target"]["type"] == "AverageValue" else ""
+    return f"{format_number(row['value'])}{per_pod}"
+
+
+def _target_text(row: Mapping[str, Any]) -> str:
+    target = row["target"]
+    resource = row.get("resource")
+    if resource and target["type"] == "Utilization":
+        return f"{format_number(target['value'])}% (Utilization)"
+    if resource:
+        return f"{format_quantity(target['value'], resource)} (AverageValue)"
+    return f"{format_number(target['value'])} ({target['type']})"
+
+
 def render(result: Explanation, include_documents: bool) -> str:
     """The ``explain`` text."""
     rule = result.target.rule
     target = rule.target
     scale = result.reading.scale
     pods = result.pods
-    pods_text = "not needed (no Pods metric or Value target)"
+    pods_text = "not needed (no Pods or Resource metric, no Value target)"
     if pods is not None:
         ready = sum(1 for p in pods if _ready(p))
         pods_text = f"{len(pods)} ({ready} ready) matching {result.reading.selector or '<all>'}"
@@ -328,14 +376,12 @@ def render(result: Explanation, include_documents: bool) -> str:
         "Metrics:",
     ]
     for row in metric_rows(result):
-        target_text = f"{format_number(row['target']['value'])} ({row['target']['type']})"
         lines.append(f"  {row['name']} ({row['type']})")
         lines.append(f"    query:     {row['query']}")
         lines.append(f"    observed:  {_observed_text(row)}")
         if row["error"]:
             lines.append(f"    error:     {row['error']}")
-        per_pod = " per pod" if row["type"] == "Pods" or row["target"]["type"] == "AverageValue" else ""
-        lines.append(f"    value:     {format_number(row['value'])}{per_pod}, target {target_text}")
+        lines.append(f"    value:     {_value_text(row)}, target {_target_text(row)}")
         proposal = row["proposal"]
         lines.append(f"    proposal:  {proposal if proposal is not None else NONE} replicas")
         if row["samplesProcessed"] is not None:

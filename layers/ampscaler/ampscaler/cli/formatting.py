@@ -114,6 +114,28 @@ def format_number(value: float | None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+# Binary suffixes kubectl users read memory in, largest first.
+_BINARY_UNITS = (("Ti", 1024.0**4), ("Gi", 1024.0**3), ("Mi", 1024.0**2), ("Ki", 1024.0))
+
+
+def format_quantity(value: float | None, resource: str) -> str:
+    """A usage or request as Kubernetes writes it: ``250m``/``2`` cores, ``200Mi``/``1.5Gi`` bytes.
+
+    CPU is shown in millicores rounded up, as the HPA rounds a quantity's ``MilliValue``; memory in
+    the largest binary unit it reaches, with up to three significant digits.
+    """
+    if value is None or not math.isfinite(value):
+        return UNKNOWN
+    if resource == "cpu":
+        if float(value).is_integer():
+            return str(int(value))
+        return f"{math.ceil(round(value * 1000, 6))}m"
+    for suffix, size in _BINARY_UNITS:
+        if abs(value) >= size:
+            return f"{format_number(float(f'{value / size:.3g}'))}{suffix}"
+    return format_number(value)
+
+
 def metric_currents(last_decision: Mapping[str, Any] | None) -> dict[str, float | None]:
     """Metric name -> current value from a stored last decision's ``metrics`` (decide output)."""
     found: dict[str, float | None] = {}
@@ -129,6 +151,17 @@ def metric_currents(last_decision: Mapping[str, Any] | None) -> dict[str, float 
     return found
 
 
+def metric_averages(last_decision: Mapping[str, Any] | None) -> dict[str, float]:
+    """Metric name -> raw per-pod average (``averageValue``) of Utilization metrics in a last decision."""
+    found: dict[str, float] = {}
+    for item in (last_decision or {}).get("metrics") or ():
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            average = item.get("averageValue")
+            if isinstance(average, int | float) and not isinstance(average, bool):
+                found[item["name"]] = float(average)
+    return found
+
+
 @dataclass(frozen=True)
 class TargetCell:
     """One metric's current value against its target, as TARGETS shows it."""
@@ -139,6 +172,23 @@ class TargetCell:
     # Object/External metrics with an AverageValue target: kubectl marks them "(avg)", because
     # the value shown is the metric divided by the pod count.
     average: bool = False
+    # Resource/ContainerResource metrics: the resource (cpu, memory), shown first as kubectl
+    # does ("cpu: 45%/60%"), and whether the numbers are percentages of requests.
+    resource: str | None = None
+    utilization: bool = False
+
+    @property
+    def text(self) -> str:
+        """``12.5/10``, ``65/40 (avg)``, ``cpu: 45%/60%`` or ``memory: 200Mi/256Mi``."""
+        if self.resource is None:
+            return f"{format_number(self.current)}/{format_number(self.target)}{' (avg)' if self.average else ''}"
+        if self.utilization:
+            current = UNKNOWN if self.current is None else f"{format_number(round(self.current))}%"
+            return f"{self.resource}: {current}/{format_number(self.target)}%"
+        return (
+            f"{self.resource}: {format_quantity(self.current, self.resource)}/"
+            f"{format_quantity(self.target, self.resource)}"
+        )
 
 
 def target_cells(specs: Sequence[MetricSpec], currents: Mapping[str, float | None]) -> list[TargetCell]:
@@ -148,7 +198,9 @@ def target_cells(specs: Sequence[MetricSpec], currents: Mapping[str, float | Non
             spec.name,
             currents.get(spec.name),
             spec.target.amount,
-            spec.type != "Pods" and spec.target.type == "AverageValue",
+            spec.type in ("Object", "External") and spec.target.type == "AverageValue",
+            spec.resource if spec.type in ("Resource", "ContainerResource") else None,
+            spec.target.type == "Utilization",
         )
         for spec in specs
     ]
@@ -158,13 +210,11 @@ def format_targets(cells: Sequence[TargetCell], shown: int = TARGETS_SHOWN) -> s
     """The TARGETS cell: ``12.5/10, <unknown>/40 (avg)`` and ``+ N more...`` past ``shown`` metrics.
 
     Upstream: formatHPAMetrics in kubectl's printers (current/target per metric, two at most,
-    ``(avg)`` after Object/External AverageValue targets).
+    ``(avg)`` after Object/External AverageValue targets, ``cpu: 45%/60%`` for Resource metrics).
     """
     if not cells:
         return NONE
-    texts = [
-        f"{format_number(c.current)}/{format_number(c.target)}{' (avg)' if c.average else ''}" for c in cells
-    ]
+    texts = [c.text for c in cells]
     text = ", ".join(texts[:shown])
     if len(texts) > shown:
         text += f" + {len(texts) - shown} more..."
