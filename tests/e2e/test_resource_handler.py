@@ -15,24 +15,21 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ampscaler import contract
+from ampscaler.importers import import_manifests, load_manifests
 from devstack.cadvisor import ContainerUsage, PodUsage, pod_series, sample_times
 from devstack.kube_sim import SimContainer, SimPod
 from devstack.stack import CLUSTER, LocalStack
-from tests.e2e.conftest import LambdaContext, load_handler, log_records
+from tests.e2e.conftest import load_handler, log_records
+from tests.e2e.test_scaler_handler import FAST, invoke, next_slot
 
 pytestmark = pytest.mark.e2e
 
-FAST = {
-    "EVALUATION_INTERVAL_SECONDS": "2",
-    "SCHEDULE_INTERVAL_SECONDS": "2",
-    "DEADLINE_MARGIN_SECONDS": "0.5",
-}
 # Pods started an hour ago: past the HPA's 5-minute CPU initialization period.
 POD_AGE_SECONDS = 3600
 WINDOW_SECONDS = 60
@@ -78,19 +75,6 @@ def cpu_rule(namespace: str, name: str) -> dict[str, Any]:
             }
         ],
     }
-
-
-def invoke(handler: Any) -> dict[str, Any]:
-    event = {
-        "shardIndex": 0,
-        "scheduledTime": datetime.fromtimestamp(time.time(), UTC).isoformat().replace("+00:00", "Z"),
-    }
-    result: dict[str, Any] = handler.lambda_handler(event, LambdaContext(str(uuid.uuid4())))
-    return result
-
-
-def next_slot(interval: float = 2.0) -> None:
-    time.sleep(interval - (time.time() % interval) + 0.05)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -156,4 +140,54 @@ def test_cpu_rule_scales_as_the_hpa_and_replays(
     assert set(observed["podValues"]) == set(pods)
     assert {p["name"]: p["requests"] for p in record["input"]["pods"]} == {pod: {"cpu": 2.0} for pod in pods}
     # Byte for byte, as `ampscaler decide` replays it.
+    assert contract.dumps(contract.decide_document(record["input"])) == contract.dumps(record["output"])
+
+
+PHP_APACHE = Path(__file__).resolve().parents[1] / "unit" / "importers" / "fixtures" / "php-apache-hpa.yaml"
+
+
+def test_the_docs_php_apache_cpu_hpa_imports_and_scales_as_the_hpa(
+    local_stack: LocalStack, stack_env: Callable[..., dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The HPA walkthrough of the Kubernetes docs: `kubectl autoscale deployment php-apache
+    # --cpu-percent=50 --min=1 --max=10`, converted by `ampscaler import` and pushed unchanged.
+    stack_env(**FAST)
+    [imported] = import_manifests(load_manifests(PHP_APACHE.read_text()))
+    assert imported.problems == [] and imported.document is not None
+    namespace, name = "default", "php-apache"
+    now = time.time()
+    local_stack.kube.add_deployment(namespace, name, replicas=1, manage_pods=False)
+    pod = f"{name}-7d8b9c6f5d-0a1b2"
+    # The walkthrough's Deployment requests 200m; under the load generator its one pod uses
+    # 610m, which `kubectl get hpa` shows as "cpu: 305%/50%".
+    local_stack.kube.set_pods(
+        namespace,
+        [
+            SimPod(
+                pod,
+                {"app": name},
+                containers=(SimContainer(name, {"cpu": "200m"}),),
+                start_time=now - POD_AGE_SECONDS,
+                ready_transition_time=now - POD_AGE_SECONDS + 10,
+            )
+        ],
+    )
+    usage = PodUsage(namespace, pod, {name: ContainerUsage(0.61)})
+    local_stack.write_samples(pod_series(usage, sample_times(now, 600, 5)))
+    local_stack.put_rule(f"{namespace}/{name}", imported.document)
+    handler = load_handler("scaler")
+    capsys.readouterr()
+
+    next_slot()
+    summary = invoke(handler)
+
+    assert summary["ticks"][0]["evaluated"] == 1, summary
+    [record] = [r for r in log_records(capsys.readouterr().out) if r.get("event") == "decision"]
+    [metric] = record["output"]["metrics"]
+    # 305 % / 50 % proposes ceil(6.1 x 1) = 7. The HPA has no behavior, so the controller's
+    # legacy scale-up limit max(2 x 1, 4) = 4 applies, as upstream's normalizeDesiredReplicas.
+    assert (metric["current"], metric["target"], metric["proposal"]) == (305, 50, 7)
+    assert metric["averageValue"] == pytest.approx(0.61)
+    assert record["output"]["desiredReplicas"] == 4
+    assert int(local_stack.kube.scale("deployments", namespace, name)["spec"]["replicas"]) == 4
     assert contract.dumps(contract.decide_document(record["input"])) == contract.dumps(record["output"])
