@@ -210,11 +210,15 @@ def resource_query(
     namespace: str,
     pods: Sequence[str] | None,
     stack: ResolvedSeries = STACK_DEFAULT_SERIES,
+    *,
+    pod_pattern: str | None = None,
 ) -> ResourceQuery:
     """The query of a Resource/ContainerResource metric: its own ``query`` if set, else the default.
 
     A rule's own query runs as written; it must return one series per pod labelled with the pod
-    label (``series.podLabel``, else the stack's), in cores (cpu) or bytes (memory).
+    label (``series.podLabel``, else the stack's), in cores (cpu) or bytes (memory). The default
+    selects ``pods`` by name, or, given ``pod_pattern`` instead (a backtest has no pod list), the
+    pods whose names match it.
 
     Raises
     ------
@@ -228,8 +232,9 @@ def resource_query(
     if spec.query.strip():
         return ResourceQuery(spec.query, series.pod_label, window, names_pods=False)
     container = spec.container if spec.type == "ContainerResource" else None
-    query = default_query(spec.resource, namespace, pods, series, container)
-    return ResourceQuery(query, series.pod_label, window, names_pods=names_pods(pods))
+    query = default_query(spec.resource, namespace, pods, series, container, pod_pattern=pod_pattern)
+    named = pod_pattern is None and names_pods(pods)
+    return ResourceQuery(query, series.pod_label, window, names_pods=named)
 
 
 def workload_pod_pattern(kind: str, workload: str) -> str:
@@ -259,19 +264,5 @@ def backtest_query(
     MetricQueryError
         When ``spec`` is not a Resource/ContainerResource metric or a name is invalid.
     """
-    if spec.type not in ("Resource", "ContainerResource") or spec.resource is None:
-        raise MetricQueryError(f"metric {spec.name!r} is not a Resource or ContainerResource metric")
-    series = resolve_series(spec.series, stack)
-    window = series.window_seconds if spec.resource == "cpu" else None
-    if spec.query.strip():
-        return ResourceQuery(spec.query, series.pod_label, window, names_pods=False)
-    container = spec.container if spec.type == "ContainerResource" else None
-    query = default_query(
-        spec.resource,
-        target.namespace,
-        None,
-        series,
-        container,
-        pod_pattern=workload_pod_pattern(target.kind, target.name),
-    )
-    return ResourceQuery(query, series.pod_label, window, names_pods=False)
+    pattern = workload_pod_pattern(target.kind, target.name)
+    return resource_query(spec, target.namespace, None, stack, pod_pattern=pattern)
