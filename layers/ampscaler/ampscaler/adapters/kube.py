@@ -608,7 +608,7 @@ def _pod_info(pod: Mapping[str, Any]) -> PodInfo:
     ``deletionTimestamp``, and the cpu/memory requests of the containers the HPA counts: every
     ``spec.containers`` entry and every restartable (sidecar) init container. ``requests`` sums
     each resource over those containers and leaves it out when one of them has no request for it
-    (the HPA's "missing request for cpu in container X of pod Y").
+    (the HPA's "missing request for cpu in container X of Pod Y").
     """
     metadata = pod.get("metadata") or {}
     status = pod.get("status") or {}
