@@ -15,7 +15,15 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ampscaler import contract
-from ampscaler.engine.types import ControllerConfig, EngineState, MetricObservation, Observation
+from ampscaler.engine.types import (
+    ContainerInfo,
+    ControllerConfig,
+    EngineState,
+    MetricObservation,
+    Observation,
+    PodInfo,
+    ScaleObservation,
+)
 from ampscaler.model import Rule
 from ampscaler.policy import REPLAY_POLICY
 from ampscaler.rule import ErrorList, build_rule, rule_to_document
@@ -127,3 +135,36 @@ def test_evaluation_serialises_only_when_asked() -> None:
     first = evaluation.input_document
     assert evaluation.input_document is first and "input_document" in vars(evaluation)
     assert evaluation.output_document["desiredReplicas"] == 4
+
+
+def test_build_decide_input_makes_pod_times_and_requests_floats_and_keeps_float_pods_as_they_are() -> None:
+    listed = PodInfo(
+        "a",
+        start_time=1.5,
+        ready_transition_time=2.5,
+        requests={"cpu": 0.5},
+        containers=(ContainerInfo("app", {"cpu": 0.5}),),
+    )
+    handed = PodInfo(
+        "b",
+        start_time=1,
+        ready_transition_time=2,
+        requests={"cpu": 1},
+        containers=(ContainerInfo("app", {"cpu": 1}),),
+    )
+    value = contract.build_decide_input(
+        web_input([LAG], [{"name": "lag", "value": 3.0}]).rule,
+        NOW,
+        ScaleObservation(2, 2),
+        [listed, handed],
+        (lag := MetricObservation("lag", value=3.0),),
+        None,
+    )
+    assert value.observation.metrics[0] is lag
+    assert value.observation.pods is not None
+    kept, converted = value.observation.pods
+    assert kept is listed
+    assert converted == handed
+    assert type(converted.start_time) is float and type(converted.ready_transition_time) is float
+    assert type(converted.requests["cpu"]) is float
+    assert type(converted.containers[0].requests["cpu"]) is float
