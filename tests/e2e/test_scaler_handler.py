@@ -70,8 +70,12 @@ def write_per_pod(stack: LocalStack, metric: str, namespace: str, per_pod: float
 SLOW_MACHINE_DROPS = ("late", "stateStore")
 
 
-def invoke(handler: Any, request_id: str | None = None, scheduled: float | None = None) -> dict[str, Any]:
+def invoke(
+    handler: Any, request_id: str | None = None, scheduled: float | None = None, interval: float = 2.0
+) -> dict[str, Any]:
     """Invoke the handler with a schedule event for ``scheduled`` (default: the current slot).
+
+    ``interval`` is the slot width the test set (``EVALUATION_INTERVAL_SECONDS``).
 
     Without ``scheduled`` the test means "the current slot, whichever it is": a slot the loaded
     machine reached too late to run is replaced by the next one (at most twice), so no test
@@ -87,7 +91,7 @@ def invoke(handler: Any, request_id: str | None = None, scheduled: float | None 
         ticks = result.get("ticks") or []
         if scheduled is not None or not any(t.get("dropped") in SLOW_MACHINE_DROPS for t in ticks):
             return result
-        next_slot()
+        next_slot(interval)
     return result
 
 

@@ -39,7 +39,10 @@ from tests.e2e.test_scaler_handler import (
 
 pytestmark = pytest.mark.e2e
 
-INTERVAL = 2
+# Slots 4 s wide: an evaluation must end 0.5 s before its slot does, and on a loaded machine
+# 1.5 s (2 s slots) was not always enough for the successor of a stalled slot.
+INTERVAL = 4
+SLOTS = {**FAST, "EVALUATION_INTERVAL_SECONDS": str(INTERVAL), "SCHEDULE_INTERVAL_SECONDS": str(INTERVAL)}
 
 
 def setup(stack: LocalStack, ns: str, name: str, metric: str, per_pod: float) -> None:
@@ -119,7 +122,7 @@ def in_thread() -> Iterator[Callable[[Callable[[], Any]], dict[str, Any]]]:
 def test_schedule_firing_queues_later_slots_and_each_message_runs_its_slot(
     local_stack: LocalStack, stack_env: Callable[..., dict[str, str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env = stack_env(**{**FAST, "SCHEDULE_INTERVAL_SECONDS": str(2 * INTERVAL)})
+    env = stack_env(**{**SLOTS, "SCHEDULE_INTERVAL_SECONDS": str(2 * INTERVAL)})
     ns, name, metric = "slots-queued", "api", "e2e_slots_queued_rps"
     setup(local_stack, ns, name, metric, per_pod=10.0)
     function = LocalFunction(load_handler("scaler"))
@@ -163,12 +166,12 @@ def parse_log_time(stamp: str) -> float:
 def test_duplicate_delivery_of_a_slot_acts_once(
     local_stack: LocalStack, stack_env: Callable[..., dict[str, str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack_env(**FAST)
+    stack_env(**SLOTS)
     ns, name, metric = "slots-dup", "api", "e2e_slots_dup_rps"
     setup(local_stack, ns, name, metric, per_pod=30.0)
     handler = load_handler("scaler")
     for _ in range(3):  # a slot the loaded machine reached too late is replaced by the next
-        next_slot()
+        next_slot(INTERVAL)
         slot = current_slot()
         first = handler.lambda_handler(slot_event(slot), LambdaContext())
         if first["ticks"][0]["dropped"] not in SLOW_MACHINE_DROPS:
@@ -186,11 +189,11 @@ def test_duplicate_delivery_of_a_slot_acts_once(
 def test_slot_arriving_after_its_successor_started_is_dropped_and_counted(
     local_stack: LocalStack, stack_env: Callable[..., dict[str, str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack_env(**FAST)
+    stack_env(**SLOTS)
     ns, name, metric = "slots-late", "api", "e2e_slots_late_rps"
     setup(local_stack, ns, name, metric, per_pod=30.0)
     handler = load_handler("scaler")
-    next_slot()
+    next_slot(INTERVAL)
     past = Slot(0, current_slot().index - 1, INTERVAL)
 
     summary = handler.lambda_handler(slot_event(past), LambdaContext())
@@ -209,11 +212,11 @@ def test_two_environments_racing_for_one_slot_run_it_once(
     stack_env: Callable[..., dict[str, str]],
     in_thread: Callable[[Callable[[], Any]], dict[str, Any]],
 ) -> None:
-    stack_env(**FAST)
+    stack_env(**SLOTS)
     ns, name, metric = "slots-race", "api", "e2e_slots_race_rps"
     setup(local_stack, ns, name, metric, per_pod=30.0)
     apps = [new_app(), new_app()]
-    next_slot()
+    next_slot(INTERVAL)
     slot = current_slot()
     start = threading.Barrier(2)
 
@@ -241,12 +244,12 @@ def test_slot_overrunning_into_the_next_neither_patches_nor_saves_after_its_dead
     stack_env: Callable[..., dict[str, str]],
     in_thread: Callable[[Callable[[], Any]], dict[str, Any]],
 ) -> None:
-    stack_env(**FAST)
+    stack_env(**SLOTS)
     ns, name, metric = "slots-overrun", "api", "e2e_slots_overrun_rps"
     setup(local_stack, ns, name, metric, per_pod=30.0)
     stalled_app, next_app = new_app(), new_app()
     stalling = stall(stalled_app)
-    next_slot()
+    next_slot(INTERVAL)
     slot = current_slot()
 
     box = in_thread(lambda: stalled_app.run_slot(slot, LambdaContext()))
@@ -273,12 +276,12 @@ def test_worker_stalled_past_the_deadline_does_not_patch_or_save(
     in_thread: Callable[[Callable[[], Any]], dict[str, Any]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    stack_env(**FAST)
+    stack_env(**SLOTS)
     ns, name, metric = "slots-stalled", "api", "e2e_slots_stalled_rps"
     setup(local_stack, ns, name, metric, per_pod=30.0)
     app = new_app()
     stalling = stall(app)
-    next_slot()
+    next_slot(INTERVAL)
     slot = current_slot()
 
     box = in_thread(lambda: app.run_slot(slot, LambdaContext()))
@@ -301,16 +304,16 @@ def test_steady_evaluations_write_nothing_log_compactly_and_heartbeat(
     local_stack: LocalStack, stack_env: Callable[..., dict[str, str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     heartbeat = 4 * INTERVAL
-    stack_env(**FAST, DECISION_HEARTBEAT_SECONDS=str(heartbeat))
+    stack_env(**SLOTS, DECISION_HEARTBEAT_SECONDS=str(heartbeat))
     ns, name, metric = "slots-steady", "api", "e2e_slots_steady_rps"
     setup(local_stack, ns, name, metric, per_pod=10.0)  # on target: 2 pods x 10 = 20 -> 2 replicas
     handler = load_handler("scaler")
 
     ticks = []
     for _ in range(6):
-        next_slot()
+        next_slot(INTERVAL)
         write_per_pod(local_stack, metric, ns, 10.0)
-        ticks.append(invoke(handler)["ticks"][0])
+        ticks.append(invoke(handler, interval=INTERVAL)["ticks"][0])
     records = log_records(capsys.readouterr().out)
 
     # The first evaluation writes (no state yet); the next ones are steady until the heartbeat
@@ -344,23 +347,23 @@ def test_cold_environment_restores_the_unwritten_steady_history_exactly(
     # Three slots on one environment: one write, then two steady ones kept only in its memory.
     # The fourth slot, on a new environment, falls on the heartbeat, so its full record shows
     # the state it started from.
-    stack_env(**FAST, DECISION_HEARTBEAT_SECONDS=str(3 * INTERVAL))
+    stack_env(**SLOTS, DECISION_HEARTBEAT_SECONDS=str(3 * INTERVAL))
     ns, name, metric = "slots-restore", "api", "e2e_slots_restore_rps"
     setup(local_stack, ns, name, metric, per_pod=10.0)
     warm = load_handler("scaler")
     slots = []
     for _ in range(3):
-        next_slot()
+        next_slot(INTERVAL)
         write_per_pod(local_stack, metric, ns, 10.0)
-        slots.append(int(invoke(warm)["ticks"][0]["slot"]))
+        slots.append(int(invoke(warm, interval=INTERVAL)["ticks"][0]["slot"]))
     assert slots == [slots[0], slots[0] + INTERVAL, slots[0] + 2 * INTERVAL], "three consecutive slots"
     remembered = warm._app.runtime.ports.state._cache[0][f"{ns}/{name}"]
     capsys.readouterr()
 
     cold = load_handler("scaler")  # a new execution environment: nothing in memory
-    next_slot()
+    next_slot(INTERVAL)
     write_per_pod(local_stack, metric, ns, 10.0)
-    tick = invoke(cold)["ticks"][0]
+    tick = invoke(cold, interval=INTERVAL)["ticks"][0]
     [decision] = [r for r in log_records(capsys.readouterr().out) if r.get("event") == "decision"]
 
     assert int(tick["slot"]) == slots[0] + 3 * INTERVAL
@@ -374,11 +377,11 @@ def test_cold_environment_restores_the_unwritten_steady_history_exactly(
 def test_slot_whose_predecessor_still_holds_the_fence_is_dropped_as_early(
     local_stack: LocalStack, stack_env: Callable[..., dict[str, str]]
 ) -> None:
-    stack_env(**FAST)
+    stack_env(**SLOTS)
     ns, name, metric = "slots-early", "api", "e2e_slots_early_rps"
     setup(local_stack, ns, name, metric, per_pod=30.0)
     handler = load_handler("scaler")
-    next_slot()
+    next_slot(INTERVAL)
     held = current_slot()
     # Another environment holds the fence past its slot's end (its clock ran ahead, say).
     DynamoDbStateStore(STATE_TABLE).take_fence(0, held.id, held.end + 60, "other", time.time())
